@@ -1,0 +1,213 @@
+"""Typed run configuration: defaults < YAML file < command line; validated once; saved with every run."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dfdetect.data.transforms import AugmentConfig
+
+
+class ConfigError(ValueError):
+    """A configuration value or key that is not valid; the message names it."""
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run. Defaults are the study's recipe."""
+
+    data: Path | None = None
+    out: Path | None = None
+    model: str = "own_cnn"
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 7e-4
+    dropout: float = 0.35
+    image_size: int = 256
+    fraction: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    patience: int = 2
+    lr_step_size: int = 5
+    lr_gamma: float = 0.1
+    pretrained: bool = False
+    weights_file: Path | None = None
+    # Fine-tuning policies: keep the backbone frozen for the first N epochs; scale its learning rate.
+    freeze_backbone_epochs: int = 0
+    backbone_lr_factor: float = 1.0
+    workers: int = -1
+    """DataLoader worker processes; -1 picks one per core (up to 8), 0 loads in the main process."""
+    strict_data: bool = False
+    max_image_pixels: int = 40_000_000
+    compile: bool = False
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[bool, str]] = [
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.lr > 0, "lr must be > 0"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (self.image_size >= 32, "image_size must be >= 32"),
+            (0 < self.fraction <= 1, "fraction must be in (0, 1]"),
+            (self.patience >= 1, "patience must be >= 1"),
+            (self.lr_step_size >= 1, "lr_step_size must be >= 1"),
+            (0 < self.lr_gamma <= 1, "lr_gamma must be in (0, 1]"),
+            (self.freeze_backbone_epochs >= 0, "freeze_backbone_epochs must be >= 0"),
+            (0 < self.backbone_lr_factor <= 1, "backbone_lr_factor must be in (0, 1]"),
+            (self.workers >= -1, "workers must be >= -1"),
+            (self.max_image_pixels > 0, "max_image_pixels must be > 0"),
+            (
+                self.device in DEVICES or self.device.startswith("cuda:"),
+                f"device must be one of {DEVICES} or cuda:N",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                name = message.split()[0]
+                raise ConfigError(f"{message}; got {name} = {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only (paths as strings), ready for YAML or JSON."""
+        return _plain(dataclasses.asdict(self))
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return build_config(self.to_dict(), changes)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    """Convert a YAML or command-line value to the field's type, or raise naming the key."""
+    if value is None:
+        if type(None) in typing.get_args(kind):
+            return None
+        raise ConfigError(f"{name}: a value is required")
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+    try:
+        if kind is bool:
+            if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0"}:
+                return value.lower() in {"true", "yes", "1"}
+            if isinstance(value, bool):
+                return value
+            raise ValueError("expected true or false")
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError("expected an integer")
+            return int(value)
+        if kind is float:
+            return float(value)  # YAML reads 1e-3 as a string; float() accepts it
+        if kind is Path:
+            return Path(value)
+        if kind is str:
+            return str(value)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{name}: invalid value {value!r} ({error})") from None
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(prefix + key for key in unknown)}; "
+            f"known: {', '.join(prefix + key for key in sorted(known))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if dataclasses.is_dataclass(hints[key]):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{prefix}{key}: expected a mapping of options")
+            kwargs[key] = _build(hints[key], value, prefix=f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(prefix + key, hints[key], value)
+    try:
+        return cls(**kwargs)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def dotted_to_nested(overrides: dict[str, Any]) -> dict[str, Any]:
+    """{'augment.jpeg_p': 0.2} -> {'augment': {'jpeg_p': 0.2}}."""
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        target = nested
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return nested
+
+
+def build_config(*layers: dict[str, Any]) -> TrainConfig:
+    """Merge layers left to right (later wins; None values are skipped) over the defaults and validate."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = _merge(
+            merged, {key: value for key, value in dotted_to_nested(layer).items() if value is not None}
+        )
+    config: TrainConfig = _build(TrainConfig, merged)
+    return config
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping, with errors that name the file."""
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read config ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML ({error})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, found {type(loaded).__name__}")
+    return loaded
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Defaults < YAML file at `path` < `overrides` (from the command line; None means not given)."""
+    from_file = read_yaml(path) if path is not None else {}
+    try:
+        return build_config(from_file, overrides or {})
+    except ConfigError as error:
+        where = f"{path}: " if path is not None and not str(error).startswith(str(path)) else ""
+        raise ConfigError(f"{where}{error}") from None
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    """Write the resolved config as YAML that `--config` reads back to the same config."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")

@@ -1,0 +1,158 @@
+"""Self-describing checkpoints: one safetensors file holds the weights and, in its header, the metadata.
+
+`name.safetensors` carries model tensors under their own keys, optional training-state tensors under
+`train_state/...`, and a JSON header entry `dfdetect` (config, class map, preprocessing, epoch, metrics,
+package version). `name.json` beside it repeats the metadata for people and tools. Files are written to a
+temporary name and renamed, so a kill never leaves a half-written checkpoint; loading runs no pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from dfdetect import CLASS_NAMES, __version__
+
+METADATA_KEY = "dfdetect"
+STATE_PREFIX = "train_state/"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing or not a dfdetect checkpoint; names the file."""
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call write(temporary_path), then rename it onto `path` (atomic on POSIX)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def flatten_state(tree: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], Any]:
+    """Split a nested state (optimizer, scheduler, ...) into tensors and a JSON-able skeleton."""
+    if isinstance(tree, torch.Tensor):
+        return {prefix: tree.detach().cpu().contiguous()}, {"__tensor__": prefix}
+    if isinstance(tree, dict):
+        tensors: dict[str, torch.Tensor] = {}
+        skeleton: dict[str, Any] = {}
+        for key, value in tree.items():
+            sub_tensors, skeleton[str(key)] = flatten_state(value, f"{prefix}/{key}")
+            tensors.update(sub_tensors)
+        # JSON keys are strings; remember which were ints (optimizer state is keyed by parameter index).
+        return tensors, {"__dict__": skeleton, "__int_keys__": [str(k) for k in tree if isinstance(k, int)]}
+    if isinstance(tree, list | tuple):
+        tensors, items = {}, []
+        for index, value in enumerate(tree):
+            sub_tensors, item = flatten_state(value, f"{prefix}/{index}")
+            tensors.update(sub_tensors)
+            items.append(item)
+        return tensors, {"__list__": items}
+    if tree is None or isinstance(tree, bool | int | float | str):
+        return {}, tree
+    raise TypeError(f"cannot store {type(tree).__name__} at {prefix} in a checkpoint")
+
+
+def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of flatten_state."""
+    if isinstance(skeleton, dict) and "__tensor__" in skeleton:
+        return tensors[skeleton["__tensor__"]]
+    if isinstance(skeleton, dict) and "__dict__" in skeleton:
+        int_keys = set(skeleton["__int_keys__"])
+        return {
+            (int(key) if key in int_keys else key): unflatten_state(value, tensors)
+            for key, value in skeleton["__dict__"].items()
+        }
+    if isinstance(skeleton, dict) and "__list__" in skeleton:
+        return [unflatten_state(item, tensors) for item in skeleton["__list__"]]
+    return skeleton
+
+
+def build_metadata(
+    model_name: str,
+    config: dict[str, Any],
+    preprocessing: dict[str, Any],
+    epoch: int,
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    """The metadata every checkpoint carries."""
+    return {
+        "format": "dfdetect-checkpoint/1",
+        "model": model_name,
+        "class_map": {str(index): name for index, name in enumerate(CLASS_NAMES)},
+        "output": "one logit per image; sigmoid(logit) = P(Real); labels 0 = Fake, 1 = Real",
+        "preprocessing": preprocessing,
+        "config": config,
+        "epoch": epoch,
+        "metrics": metrics,
+        "dfdetect_version": __version__,
+        "torch_version": torch.__version__,
+    }
+
+
+def save_checkpoint(
+    path: Path,
+    model_state: dict[str, torch.Tensor],
+    metadata: dict[str, Any],
+    train_state: dict[str, Any] | None = None,
+) -> None:
+    """Write weights (+ optional training state) and metadata atomically to `path` and `path.json`."""
+    tensors = {key: value.detach().cpu().contiguous() for key, value in model_state.items()}
+    header = dict(metadata)
+    if train_state is not None:
+        state_tensors, skeleton = flatten_state(train_state, STATE_PREFIX.rstrip("/"))
+        tensors.update(state_tensors)
+        header["train_state"] = skeleton
+    encoded = {METADATA_KEY: json.dumps(header)}
+    atomic_write(path, lambda temporary: save_file(tensors, str(temporary), metadata=encoded))
+    atomic_write(
+        path.with_suffix(".json"),
+        lambda temporary: temporary.write_text(json.dumps(metadata, indent=2), encoding="utf-8"),
+    )
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any] | None]:
+    """Return (model state dict, metadata, training state or None) from a checkpoint file."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            header = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({error})") from None
+    if METADATA_KEY not in header:
+        raise CheckpointError(
+            f"{path}: a safetensors file without dfdetect metadata; not a dfdetect checkpoint"
+        )
+    metadata = json.loads(header[METADATA_KEY])
+    skeleton = metadata.pop("train_state", None)
+    model_state = {key: value for key, value in tensors.items() if not key.startswith(STATE_PREFIX)}
+    train_state = unflatten_state(skeleton, tensors) if skeleton is not None else None
+    return model_state, metadata, train_state
+
+
+def resolve_checkpoint(path: Path, which: str = "best") -> Path:
+    """A run folder means its `checkpoints/<which>.safetensors`; a file is taken as it is."""
+    if path.is_dir():
+        candidate = path / "checkpoints" / f"{which}.safetensors"
+        if not candidate.is_file():
+            raise CheckpointError(
+                f"{path}: no checkpoints/{which}.safetensors in this folder; is it a run folder?"
+            )
+        return candidate
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such run folder or checkpoint file")
+    return path

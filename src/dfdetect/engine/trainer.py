@@ -1,0 +1,373 @@
+"""The trainer, top to bottom: prepare_data -> fit (train_one_epoch, evaluate, early stopping, checkpoints).
+
+Every epoch reseeds all random generators from (seed, epoch), so a run resumed from the checkpoint of
+epoch k replays epoch k+1 exactly as an uninterrupted run would (on the CPU, where kernels are
+deterministic).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from dfdetect.config import TrainConfig, save_config
+from dfdetect.data.dataset import FaceDataset, make_loader, stratified_fraction
+from dfdetect.data.discovery import BadFile, Sample, class_counts, load_split, write_bad_files
+from dfdetect.data.transforms import build_eval_transform, build_train_transform
+from dfdetect.engine.checkpoint import build_metadata, load_checkpoint, save_checkpoint
+from dfdetect.engine.device import autocast, default_workers, memory_format, place_model, resolve_device
+from dfdetect.metrics import binary_cross_entropy
+from dfdetect.models import Detector, create_model
+from dfdetect.reporting.plots import plot_learning_curve, save_figure
+
+logger = logging.getLogger(__name__)
+
+HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_auc", "seconds")
+
+Progress = Callable[[Iterable[Any], str, int], Iterable[Any]]
+"""Wraps a batch iterable for display: (iterable, description, total) -> iterable. If what it returns has
+`set_postfix`, the trainer reports loss and images/s through it (tqdm does)."""
+
+
+def no_progress(iterable: Iterable[Any], description: str, total: int) -> Iterable[Any]:
+    return iterable
+
+
+@dataclass
+class DataBundle:
+    """The scanned training and validation samples, with what the pre-scan skipped."""
+
+    train: list[Sample]
+    validation: list[Sample]
+    bad_files: list[BadFile]
+    train_available: int
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Images per split and class (Train counts what is used after --fraction)."""
+        return {"Train": class_counts(self.train), "Validation": class_counts(self.validation)}
+
+
+@dataclass
+class FitResult:
+    """What a finished (or early-stopped) run produced."""
+
+    run_dir: Path
+    best_epoch: int
+    best_val_loss: float
+    epochs_run: int
+    stopped_early: bool
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    model: Detector | None = None
+    """The model with the best epoch's weights restored."""
+
+
+class EarlyStopping:
+    """Stop after `patience` epochs without a lower validation loss; remember the best epoch."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.bad_epochs = 0
+
+    def update(self, loss: float, epoch: int) -> bool:
+        """Record an epoch's validation loss; True when it is the best so far."""
+        if loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.bad_epochs = loss, epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_loss": self.best_loss, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_loss, self.best_epoch, self.bad_epochs = (
+            state["best_loss"],
+            state["best_epoch"],
+            state["bad_epochs"],
+        )
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a generator for the DataLoader (shuffling, worker seeds)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def prepare_data(config: TrainConfig) -> DataBundle:
+    """Find, pre-scan and subsample the Train and Validation splits of `config.data`."""
+    if config.data is None:
+        raise ValueError("no dataset: give --data DIR (or `data:` in the config file)")
+    train_all, bad_train = load_split(config.data, "Train", config.strict_data, config.max_image_pixels)
+    validation, bad_validation = load_split(
+        config.data, "Validation", config.strict_data, config.max_image_pixels
+    )
+    train = stratified_fraction(train_all, config.fraction, config.seed)
+    return DataBundle(train, validation, bad_train + bad_validation, len(train_all))
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    progress: Progress = no_progress,
+    description: str = "train",
+) -> tuple[float, float]:
+    """One pass over the training data; returns (mean loss, accuracy) over all its images."""
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    start = time.perf_counter()
+    bar = progress(loader, description, len(loader))
+    for images, labels in bar:
+        images = images.to(device, non_blocking=True, memory_format=memory_format(device))
+        labels = labels.to(device, non_blocking=True)
+        with autocast(device):
+            logits = model(images)
+        loss = criterion(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        batch = labels.numel()
+        total_loss += loss.item() * batch
+        correct += int(((logits.detach() >= 0).float() == labels).sum().item())
+        seen += batch
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(
+                loss=f"{total_loss / seen:.4f}", img_s=f"{seen / (time.perf_counter() - start):.1f}"
+            )
+    return total_loss / max(seen, 1), correct / max(seen, 1)
+
+
+@torch.no_grad()
+def predict_loader(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    progress: Progress = no_progress,
+    description: str = "eval",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score a whole loader; returns (labels, P(Real)) as arrays, collected before any metric is computed."""
+    model.eval()
+    all_labels, all_scores = [], []
+    for images, labels in progress(loader, description, len(loader)):
+        images = images.to(device, non_blocking=True, memory_format=memory_format(device))
+        with autocast(device):
+            logits = model(images)
+        all_scores.append(torch.sigmoid(logits.float()).cpu())
+        all_labels.append(labels)
+    return torch.cat(all_labels).numpy().astype(int), torch.cat(all_scores).numpy().astype(np.float64)
+
+
+def validation_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """Loss, accuracy and AUC of one validation pass."""
+    from sklearn.metrics import roc_auc_score
+
+    auc = float(roc_auc_score(labels, scores)) if len(set(labels.tolist())) == 2 else float("nan")
+    return {
+        "val_loss": binary_cross_entropy(labels, scores),
+        "val_acc": float(((scores >= 0.5).astype(int) == labels).mean()),
+        "val_auc": auc,
+    }
+
+
+def build_optimizer(model: Detector, config: TrainConfig) -> torch.optim.Adam:
+    """Adam with the study's weight decay; the backbone may get a lower learning rate than the head."""
+    groups = [
+        {
+            "params": list(model.backbone_parameters()),
+            "lr": config.lr * config.backbone_lr_factor,
+            "name": "backbone",
+        },
+        {"params": list(model.head_parameters()), "lr": config.lr, "name": "head"},
+    ]
+    return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def write_history(history: list[dict[str, float]], path: Path) -> None:
+    """history.csv: one row per epoch."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def save_learning_curves(history: list[dict[str, float]], run_dir: Path, model_name: str) -> None:
+    """accuracy.png and loss.png: train vs validation per epoch."""
+    epochs = [int(row["epoch"]) for row in history]
+    for metric in ("acc", "loss"):
+        title = f"{model_name}: {'accuracy' if metric == 'acc' else 'loss'} per epoch"
+        figure = plot_learning_curve(
+            epochs,
+            [row[f"train_{metric}"] for row in history],
+            [row[f"val_{metric}"] for row in history],
+            "accuracy" if metric == "acc" else "loss",
+            title,
+        )
+        save_figure(figure, run_dir / f"{'accuracy' if metric == 'acc' else 'loss'}.png")
+
+
+def fit(
+    config: TrainConfig,
+    data: DataBundle | None = None,
+    resume: bool = False,
+    progress: Progress = no_progress,
+) -> FitResult:
+    """Train `config.model` on `config.data` into `config.out`; with `resume`, continue from its last checkpoint."""
+    if config.out is None:
+        raise ValueError("no output folder: give --out RUN_DIR")
+    run_dir = config.out
+    checkpoints = run_dir / "checkpoints"
+    device = resolve_device(config.device)
+    data = data or prepare_data(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.yaml")
+    write_bad_files(data.bad_files, run_dir / "bad_files.txt")
+    logger.info("data: %s; %d bad file(s) skipped", data.summary(), len(data.bad_files))
+
+    seed_everything(config.seed)
+    model = create_model(
+        config.model,
+        dropout=config.dropout,
+        pretrained=config.pretrained,
+        weights_file=config.weights_file,
+        image_size=config.image_size,
+    )
+    place_model(model, device)
+    preprocessing = model.preprocessing
+    optimizer = build_optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=config.lr_step_size, gamma=config.lr_gamma
+    )
+    criterion = nn.BCEWithLogitsLoss()
+    stopper = EarlyStopping(config.patience)
+    history: list[dict[str, float]] = []
+    start_epoch = 1
+
+    if resume:
+        model_state, metadata, train_state = load_checkpoint(checkpoints / "last.safetensors")
+        if train_state is None:
+            raise ValueError(f"{checkpoints / 'last.safetensors'}: holds no training state to resume from")
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(train_state["optimizer"])
+        scheduler.load_state_dict(train_state["scheduler"])
+        stopper.load_state_dict(train_state["early_stopping"])
+        history = train_state["history"]
+        start_epoch = int(metadata["epoch"]) + 1
+        logger.info("resuming %s from epoch %d", run_dir, start_epoch)
+        if train_state.get("finished"):
+            start_epoch = config.epochs + 1
+
+    step_model: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
+    workers = default_workers(config.workers)
+    pin = device.type == "cuda"
+    train_set = FaceDataset(
+        data.train, build_train_transform(preprocessing, config.augment), config.max_image_pixels
+    )
+    validation_set = FaceDataset(
+        data.validation, build_eval_transform(preprocessing), config.max_image_pixels
+    )
+    validation_loader = make_loader(
+        validation_set, config.batch_size, shuffle=False, workers=workers, pin_memory=pin
+    )
+
+    started = time.perf_counter()
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, config.epochs + 1):
+        if stopper.should_stop:
+            break
+        epoch_start = time.perf_counter()
+        generator = seed_everything(config.seed * 1_000_003 + epoch)
+        model.set_backbone_trainable(epoch > config.freeze_backbone_epochs)
+        train_loader = make_loader(
+            train_set, config.batch_size, shuffle=True, workers=workers, pin_memory=pin, generator=generator
+        )
+        lr = optimizer.param_groups[-1]["lr"]
+        train_loss, train_acc = train_one_epoch(
+            step_model,
+            train_loader,
+            criterion,
+            optimizer,
+            device,
+            progress,
+            f"epoch {epoch}/{config.epochs} train",
+        )
+        labels, scores = predict_loader(
+            step_model, validation_loader, device, progress, f"epoch {epoch} validate"
+        )
+        scheduler.step()
+        row = {
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            **validation_metrics(labels, scores),
+            "seconds": round(time.perf_counter() - epoch_start, 3),
+        }
+        history.append(row)
+        improved = stopper.update(row["val_loss"], epoch)
+        logger.info(
+            "epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f auc %.4f | %.1fs%s",
+            epoch,
+            train_loss,
+            train_acc,
+            row["val_loss"],
+            row["val_acc"],
+            row["val_auc"],
+            row["seconds"],
+            " (best)" if improved else "",
+        )
+        metrics = {key: row[key] for key in ("val_loss", "val_acc", "val_auc")}
+        metadata = build_metadata(config.model, config.to_dict(), preprocessing.to_dict(), epoch, metrics)
+        # Best first, then last: a kill between the two leaves `last` one epoch behind, which replays.
+        if improved:
+            save_checkpoint(checkpoints / "best.safetensors", model.state_dict(), metadata)
+        finished = stopper.should_stop or epoch == config.epochs
+        train_state = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "early_stopping": stopper.state_dict(),
+            "history": history,
+            "finished": finished,
+        }
+        save_checkpoint(checkpoints / "last.safetensors", model.state_dict(), metadata, train_state)
+        write_history(history, run_dir / "history.csv")
+        save_learning_curves(history, run_dir, config.model)
+
+    stopped_early = stopper.should_stop and epoch < config.epochs
+    if stopped_early:
+        logger.info("early stopping after epoch %d; best epoch %d", epoch, stopper.best_epoch)
+    write_history(history, run_dir / "history.csv")
+    best_state, _, _ = load_checkpoint(checkpoints / "best.safetensors")
+    model.load_state_dict(best_state)  # early stopping restores the best epoch
+    return FitResult(
+        run_dir=run_dir,
+        best_epoch=stopper.best_epoch,
+        best_val_loss=stopper.best_loss,
+        epochs_run=len(history),
+        stopped_early=stopped_early,
+        seconds=sum(row["seconds"] for row in history) if history else time.perf_counter() - started,
+        history=history,
+        model=model,
+    )

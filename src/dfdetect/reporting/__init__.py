@@ -1,0 +1,1 @@
+"""Plots (arrays in, Figure out) and reports (Markdown / HTML)."""

@@ -1,0 +1,26 @@
+"""Shared fixtures: small generated datasets, so every test runs without the real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dfdetect.data.synthetic import make_synthetic_dataset
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dfdc-faces"
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Train 48 / Validation 24 / Test 24 synthetic 32-pixel images, half Real, half Fake."""
+    root = tmp_path_factory.mktemp("tiny") / "data"
+    return make_synthetic_dataset(root, {"Train": 48, "Validation": 24, "Test": 24}, image_size=32, seed=1)
+
+
+@pytest.fixture
+def real_data() -> Path:
+    """The DFDC face crops beside the repository; skips the test where they are absent."""
+    if not (REAL_DATA / "Test").is_dir():
+        pytest.skip(f"real data not found at {REAL_DATA}")
+    return REAL_DATA
