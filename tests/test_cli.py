@@ -112,9 +112,7 @@ def test_evaluate_prints_table_and_writes_exact_keys(
     assert "0 = Fake, 1 = Real" in printed
 
 
-def test_evaluate_a_plain_real_fake_folder_and_a_checkpoint_file(
-    trained_run: Path, tiny_dataset: Path
-) -> None:
+def test_evaluate_a_plain_real_fake_folder_and_a_checkpoint_file(trained_run: Path, tiny_dataset: Path) -> None:
     checkpoint = trained_run / "checkpoints" / "last.safetensors"
     assert (
         main(
@@ -156,9 +154,7 @@ def run_cli(*args: str) -> subprocess.Popen[bytes]:
     )
 
 
-def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(
-    tiny_dataset: Path, tmp_path: Path
-) -> None:
+def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_dataset: Path, tmp_path: Path) -> None:
     flags = [
         "--data",
         str(tiny_dataset),

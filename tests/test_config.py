@@ -22,9 +22,7 @@ def test_yaml_overrides_defaults_and_command_line_overrides_yaml(tmp_path: Path)
 
 
 def test_saved_config_reloads_identically(tmp_path: Path) -> None:
-    config = load_config(
-        None, {"data": "data", "out": "runs/x", "model": "densenet121", "augment.hflip_p": 0.1}
-    )
+    config = load_config(None, {"data": "data", "out": "runs/x", "model": "densenet121", "augment.hflip_p": 0.1})
     save_config(config, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == config
 

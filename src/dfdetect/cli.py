@@ -13,9 +13,7 @@ import yaml
 
 logger = logging.getLogger("dfdetect")
 
-EXAMPLE_REAL_RUN = (
-    "dfdetect train --data ../shared/data/dfdc-faces --model own_cnn --image-size 128 --out runs/own_cnn"
-)
+EXAMPLE_REAL_RUN = "dfdetect train --data ../shared/data/dfdc-faces --model own_cnn --image-size 128 --out runs/own_cnn"
 
 
 def tqdm_progress(iterable: Iterable[Any], description: str, total: int) -> Iterable[Any]:
@@ -49,12 +47,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patience", type=int, help="early-stopping patience in epochs")
     parser.add_argument("--workers", type=int, help="DataLoader workers (-1: one per core)")
     parser.add_argument("--pretrained", action="store_const", const=True, help="start from ImageNet weights")
-    parser.add_argument(
-        "--weights-file", type=Path, help="local pretrained weights file (implies --pretrained)"
-    )
-    parser.add_argument(
-        "--freeze-backbone-epochs", type=int, help="train only the head for the first N epochs"
-    )
+    parser.add_argument("--weights-file", type=Path, help="local pretrained weights file (implies --pretrained)")
+    parser.add_argument("--freeze-backbone-epochs", type=int, help="train only the head for the first N epochs")
     parser.add_argument("--backbone-lr-factor", type=float, help="backbone learning rate = lr x this factor")
     parser.add_argument("--strict-data", action="store_const", const=True, help="fail on the first bad file")
     parser.add_argument("--no-augment", action="store_true", help="turn every training augmentation off")
@@ -110,13 +104,10 @@ def print_data_summary(summary: dict[str, dict[str, int]], bad_files: int, train
     from dfdetect.reporting.tables import markdown_table
 
     rows = [
-        [split, counts["Real"], counts["Fake"], counts["Real"] + counts["Fake"]]
-        for split, counts in summary.items()
+        [split, counts["Real"], counts["Fake"], counts["Real"] + counts["Fake"]] for split, counts in summary.items()
     ]
     print(markdown_table(["split", "Real", "Fake", "total"], rows))
-    print(
-        f"(Train: {sum(summary['Train'].values())} used of {train_available}; {bad_files} bad file(s) skipped)"
-    )
+    print(f"(Train: {sum(summary['Train'].values())} used of {train_available}; {bad_files} bad file(s) skipped)")
 
 
 def command_models(args: argparse.Namespace) -> int:
@@ -161,9 +152,7 @@ def command_train(args: argparse.Namespace) -> int:
         f"\nbest epoch {result.best_epoch} (val loss {result.best_val_loss:.4f}) of {result.epochs_run} "
         f"in {result.seconds / 60:.1f} min{'; stopped early' if result.stopped_early else ''}"
     )
-    print(
-        f"run folder: {result.run_dir}  (evaluate: dfdetect evaluate --model {result.run_dir} --data {config.data})"
-    )
+    print(f"run folder: {result.run_dir}  (evaluate: dfdetect evaluate --model {result.run_dir} --data {config.data})")
     return 0
 
 
@@ -189,9 +178,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
     out = args.out or run_dir / f"eval-{evaluation.folder.name}" / "metrics.json"
     name = predictor.metadata.get("model", "model")
     write_evaluation(evaluation, out, args.per_image, title=name)
-    print(
-        f"{name} on {evaluation.folder} ({len(evaluation.samples)} images, {len(evaluation.bad_files)} skipped)\n"
-    )
+    print(f"{name} on {evaluation.folder} ({len(evaluation.samples)} images, {len(evaluation.bad_files)} skipped)\n")
     print(table2({name: evaluation.metrics}))
     print()
     print(metrics_table(evaluation.metrics))
@@ -215,6 +202,30 @@ def command_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_experiment(args: argparse.Namespace) -> int:
+    from dfdetect.experiment import run_experiment
+    from dfdetect.reporting.tables import LABEL_NOTE, table2
+
+    overrides = train_overrides(args)
+    for key in ("data", "model", "out"):
+        overrides.pop(key, None)
+    config_files = dict(args.model_config)
+    models = [name.strip() for name in args.models.split(",") if name.strip()]
+    command = "dfdetect " + " ".join(sys.argv[1:]) if sys.argv[1:] else "dfdetect experiment"
+    outcomes, report = run_experiment(args.data, models, args.out, overrides, config_files, command, tqdm_progress)
+    rows = {o.model: {**o.metrics, "epochs": o.epochs, "minutes": o.minutes} for o in outcomes}
+    print(table2(rows, extra_columns=("epochs", "minutes")))
+    print(f"\n{LABEL_NOTE}\nreport: {report} and {report.with_suffix('.html')}")
+    return 0
+
+
+def parse_model_config(text: str) -> tuple[str, Path]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected MODEL=FILE.yaml, got {text!r}")
+    name, path = text.split("=", 1)
+    return name.strip(), Path(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dfdetect", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -232,14 +243,27 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", type=Path, required=True, help="dataset root, or a folder with Real/Fake")
     evaluate.add_argument("--split", default="Test")
     evaluate.add_argument("--threshold", type=float, default=0.5, help="predict Real when P(Real) >= this")
-    evaluate.add_argument(
-        "--out", type=Path, help="metrics JSON path (default RUN/eval-<split>/metrics.json)"
-    )
+    evaluate.add_argument("--out", type=Path, help="metrics JSON path (default RUN/eval-<split>/metrics.json)")
     evaluate.add_argument("--per-image", type=Path, help="CSV of path, label, p_real, prediction")
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--workers", type=int, default=-1)
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--strict-data", action="store_true")
+
+    experiment = commands.add_parser("experiment", help="train, test and compare several models; write a report")
+    add_train_options(experiment)
+    experiment.add_argument(
+        "--models", default="own_cnn,densenet121,efficientnet_lite0", help="comma-separated model names"
+    )
+    experiment.add_argument(
+        "--model-config",
+        action="append",
+        type=parse_model_config,
+        default=[],
+        metavar="MODEL=FILE",
+        help="a config file for one model (repeatable)",
+    )
+    experiment.add_argument("--out", type=Path, required=True, help="experiment folder (rerun to continue)")
 
     demo = commands.add_parser("demo", help="train and compare both models on generated synthetic data")
     demo.add_argument("--out", type=Path, default=Path("demo-run"))
@@ -251,6 +275,7 @@ COMMANDS = {
     "models": command_models,
     "train": command_train,
     "evaluate": command_evaluate,
+    "experiment": command_experiment,
     "demo": command_demo,
 }
 

@@ -175,9 +175,7 @@ def build_config(*layers: dict[str, Any]) -> TrainConfig:
     """Merge layers left to right (later wins; None values are skipped) over the defaults and validate."""
     merged: dict[str, Any] = {}
     for layer in layers:
-        merged = _merge(
-            merged, {key: value for key, value in dotted_to_nested(layer).items() if value is not None}
-        )
+        merged = _merge(merged, {key: value for key, value in dotted_to_nested(layer).items() if value is not None})
     config: TrainConfig = _build(TrainConfig, merged)
     return config
 

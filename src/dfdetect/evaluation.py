@@ -58,24 +58,18 @@ def score_split(
         workers=default_workers(workers),
         pin_memory=predictor.device.type == "cuda",
     )
-    labels, scores = predict_loader(
-        predictor.model, loader, predictor.device, progress, f"evaluate {folder.name}"
-    )
+    labels, scores = predict_loader(predictor.model, loader, predictor.device, progress, f"evaluate {folder.name}")
     metrics = classification_metrics(labels, scores, threshold)
     return Evaluation(metrics, labels, scores, samples, bad, folder)
 
 
-def write_evaluation(
-    evaluation: Evaluation, out: Path, per_image: Path | None = None, title: str = ""
-) -> None:
+def write_evaluation(evaluation: Evaluation, out: Path, per_image: Path | None = None, title: str = "") -> None:
     """metrics.json at `out`, and confusion_matrix.png, roc_curve.png and bad_files.txt beside it."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(evaluation.metrics, indent=2), encoding="utf-8")
     prefix = f"{title}: " if title else ""
     save_figure(
-        plot_confusion_matrix(
-            evaluation.metrics["confusion_matrix"], f"{prefix}confusion matrix (0 = Fake, 1 = Real)"
-        ),
+        plot_confusion_matrix(evaluation.metrics["confusion_matrix"], f"{prefix}confusion matrix (0 = Fake, 1 = Real)"),
         out.parent / "confusion_matrix.png",
     )
     if evaluation.metrics["auc"] is not None:

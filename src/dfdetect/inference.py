@@ -102,9 +102,7 @@ class Predictor:
         def flush() -> None:
             scores = self.predict_images([image for _, image in pending])
             for (index, _), p_real in zip(pending, scores, strict=True):
-                results[index] = Prediction(
-                    str(paths[index]), self.label_of(p_real), 1 - p_real, float(p_real)
-                )
+                results[index] = Prediction(str(paths[index]), self.label_of(p_real), 1 - p_real, float(p_real))
             pending.clear()
 
         for index, path in enumerate(paths):

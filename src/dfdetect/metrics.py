@@ -69,9 +69,7 @@ def classification_metrics(y_true: ArrayLike, p_real: ArrayLike, threshold: floa
     n_fake, n_real = int((labels == 0).sum()), int((labels == 1).sum())
     both_classes = n_fake > 0 and n_real > 0
     if not both_classes:
-        logger.warning(
-            "only one class present (%d real, %d fake): AUC, AP and EER are undefined", n_real, n_fake
-        )
+        logger.warning("only one class present (%d real, %d fake): AUC, AP and EER are undefined", n_real, n_fake)
 
     def ratio(numerator: float, denominator: float) -> float | None:
         return float(numerator / denominator) if denominator else None

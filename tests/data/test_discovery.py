@@ -100,9 +100,7 @@ def test_unknown_split_name() -> None:
 def split_with_bad_files(tmp_path: Path) -> Path:
     make_split(tmp_path, count=3)
     buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(5).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(
-        buffer, "JPEG"
-    )
+    Image.fromarray(np.random.default_rng(5).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
     (tmp_path / "Real" / "truncated.jpg").write_bytes(buffer.getvalue()[:300])
     (tmp_path / "Real" / "zero.jpg").write_bytes(b"")
     (tmp_path / "Fake" / "notes.txt").write_text("not an image")
@@ -141,9 +139,7 @@ def test_a_class_left_empty_by_bad_files_is_an_error(tmp_path: Path) -> None:
 
 
 def test_real_dataset_layout(real_data: Path) -> None:
-    counts = {
-        split: len(list_samples(split_folder(real_data, split))) for split in ("Train", "Validation", "Test")
-    }
+    counts = {split: len(list_samples(split_folder(real_data, split))) for split in ("Train", "Validation", "Test")}
     assert counts == {"Train": 4998, "Validation": 1204, "Test": 798}
 
 

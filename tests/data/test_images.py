@@ -18,10 +18,7 @@ def png_header_only(width: int, height: int) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-        + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
     )
 
 
@@ -101,9 +98,7 @@ def test_bad_bytes_are_named(tmp_path: Path, content: bytes, expected: str) -> N
 
 def test_truncated_jpeg_is_caught_by_the_scan(tmp_path: Path) -> None:
     buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(
-        buffer, "JPEG"
-    )
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
     path = tmp_path / "truncated.jpg"
     path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
     assert "truncated" in (check_image(path) or "")

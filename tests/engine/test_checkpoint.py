@@ -36,9 +36,7 @@ def test_round_trip_with_training_state(tmp_path: Path) -> None:
     assert all(torch.equal(state[key], value) for key, value in model.state_dict().items())
     restored = torch.optim.Adam(model.parameters())
     restored.load_state_dict(train_state["optimizer"])
-    assert torch.equal(
-        restored.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"]
-    )
+    assert torch.equal(restored.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
     assert (path.with_suffix(".json")).is_file()
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []  # no temporary left
 

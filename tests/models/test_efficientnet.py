@@ -34,9 +34,7 @@ def test_random_init_is_not_a_cat_detector() -> None:
 def test_detector_keeps_the_weights_and_the_preprocessing() -> None:
     model = create_model("efficientnet_lite0", pretrained=True)
     reference = imagenet_efficientnet_lite0()
-    assert torch.equal(
-        model.backbone.network.blocks[3][1].conv_dw.weight, reference.blocks[3][1].conv_dw.weight
-    )
+    assert torch.equal(model.backbone.network.blocks[3][1].conv_dw.weight, reference.blocks[3][1].conv_dw.weight)
     assert model.preprocessing.std == (0.5, 0.5, 0.5)
 
 

@@ -18,9 +18,7 @@ logger = logging.getLogger(__name__)
 class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Images from a list of samples as (normalised tensor, float label) pairs."""
 
-    def __init__(
-        self, samples: Sequence[Sample], transform: Callable, max_pixels: int = DEFAULT_MAX_PIXELS
-    ) -> None:
+    def __init__(self, samples: Sequence[Sample], transform: Callable, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.max_pixels = max_pixels

@@ -143,9 +143,7 @@ def load_split(
     folder = split_folder(root, split)
     samples, bad = scan_samples(list_samples(folder), max_pixels=max_pixels)
     if bad and strict:
-        raise DatasetError(
-            f"{bad[0].path}: {bad[0].reason} (--strict-data; {len(bad)} bad file(s) in {folder})"
-        )
+        raise DatasetError(f"{bad[0].path}: {bad[0].reason} (--strict-data; {len(bad)} bad file(s) in {folder})")
     for label, class_name in enumerate(CLASS_NAMES):
         if not any(sample.label == label for sample in samples):
             raise DatasetError(f"{folder}: no readable {class_name} images left after skipping bad files")
@@ -163,6 +161,4 @@ def write_bad_files(bad: Sequence[BadFile], path: Path) -> None:
 
 def class_counts(samples: Sequence[Sample]) -> dict[str, int]:
     """Images per class name."""
-    return {
-        name: sum(1 for sample in samples if sample.label == label) for label, name in enumerate(CLASS_NAMES)
-    }
+    return {name: sum(1 for sample in samples if sample.label == label) for label, name in enumerate(CLASS_NAMES)}

@@ -42,9 +42,7 @@ def _name_of(source: ImageSource, name: str | None) -> str:
     return "<upload>"
 
 
-def open_image(
-    source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None
-) -> Image.Image:
+def open_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> Image.Image:
     """Open an image lazily (header only) and check its format and pixel count; nothing is decoded yet."""
     label = _name_of(source, name)
     if isinstance(source, Path | str) and Path(source).stat().st_size == 0:
@@ -63,9 +61,7 @@ def open_image(
     except (OSError, SyntaxError, ValueError) as error:  # Pillow's UnidentifiedImageError is an OSError
         raise ImageLoadError(label, f"not a readable image ({error.__class__.__name__}: {error})") from None
     if image.format not in SUPPORTED_FORMATS:
-        raise ImageLoadError(
-            label, f"unsupported image format {image.format}; expected JPEG, PNG, WebP or BMP"
-        )
+        raise ImageLoadError(label, f"unsupported image format {image.format}; expected JPEG, PNG, WebP or BMP")
     width, height = image.size
     if width * height > max_pixels:
         raise ImageTooLargeError(
@@ -98,9 +94,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_rgb(
-    source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None
-) -> Image.Image:
+def load_rgb(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> Image.Image:
     """Decode an image fully into 8-bit RGB with its EXIF orientation applied."""
     label = _name_of(source, name)
     image = open_image(source, max_pixels=max_pixels, name=label)

@@ -71,18 +71,14 @@ class AugmentConfig:
                 "expected 1 <= min <= max <= 100"
             )
         if not 0.0 < self.resized_crop_min_scale <= 1.0:
-            raise ValueError(
-                f"augment.resized_crop_min_scale = {self.resized_crop_min_scale}: expected (0, 1]"
-            )
+            raise ValueError(f"augment.resized_crop_min_scale = {self.resized_crop_min_scale}: expected (0, 1]")
         if self.blur_sigma_max <= 0.1 or self.rotation_degrees < 0 or self.color_jitter_strength < 0:
             raise ValueError("augment: blur_sigma_max must exceed 0.1; rotation and jitter must be >= 0")
 
     @classmethod
     def none(cls) -> AugmentConfig:
         """No augmentation at all."""
-        return cls(
-            hflip_p=0.0, rotation_p=0.0, color_jitter_p=0.0, resized_crop_p=0.0, jpeg_p=0.0, blur_p=0.0
-        )
+        return cls(hflip_p=0.0, rotation_p=0.0, color_jitter_p=0.0, resized_crop_p=0.0, jpeg_p=0.0, blur_p=0.0)
 
 
 def _finish(preprocessing: Preprocessing) -> list[v2.Transform]:
@@ -124,9 +120,7 @@ def build_train_transform(preprocessing: Preprocessing, augment: AugmentConfig) 
         steps.append(v2.RandomApply([rotation], p=augment.rotation_p))
     if augment.color_jitter_p > 0 and augment.color_jitter_strength > 0:
         strength = augment.color_jitter_strength
-        jitter = v2.ColorJitter(
-            brightness=strength, contrast=strength, saturation=strength, hue=strength / 10
-        )
+        jitter = v2.ColorJitter(brightness=strength, contrast=strength, saturation=strength, hue=strength / 10)
         steps.append(v2.RandomApply([jitter], p=augment.color_jitter_p))
     if augment.blur_p > 0:
         kernel = min(2 * math.ceil(3 * augment.blur_sigma_max) + 1, size - (1 - size % 2))

@@ -134,9 +134,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     except (SafetensorError, OSError) as error:
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({error})") from None
     if METADATA_KEY not in header:
-        raise CheckpointError(
-            f"{path}: a safetensors file without dfdetect metadata; not a dfdetect checkpoint"
-        )
+        raise CheckpointError(f"{path}: a safetensors file without dfdetect metadata; not a dfdetect checkpoint")
     metadata = json.loads(header[METADATA_KEY])
     skeleton = metadata.pop("train_state", None)
     model_state = {key: value for key, value in tensors.items() if not key.startswith(STATE_PREFIX)}
@@ -149,9 +147,7 @@ def resolve_checkpoint(path: Path, which: str = "best") -> Path:
     if path.is_dir():
         candidate = path / "checkpoints" / f"{which}.safetensors"
         if not candidate.is_file():
-            raise CheckpointError(
-                f"{path}: no checkpoints/{which}.safetensors in this folder; is it a run folder?"
-            )
+            raise CheckpointError(f"{path}: no checkpoints/{which}.safetensors in this folder; is it a run folder?")
         return candidate
     if not path.exists():
         raise CheckpointError(f"{path}: no such run folder or checkpoint file")

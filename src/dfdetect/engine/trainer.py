@@ -119,9 +119,7 @@ def prepare_data(config: TrainConfig) -> DataBundle:
     if config.data is None:
         raise ValueError("no dataset: give --data DIR (or `data:` in the config file)")
     train_all, bad_train = load_split(config.data, "Train", config.strict_data, config.max_image_pixels)
-    validation, bad_validation = load_split(
-        config.data, "Validation", config.strict_data, config.max_image_pixels
-    )
+    validation, bad_validation = load_split(config.data, "Validation", config.strict_data, config.max_image_pixels)
     train = stratified_fraction(train_all, config.fraction, config.seed)
     return DataBundle(train, validation, bad_train + bad_validation, len(train_all))
 
@@ -154,9 +152,7 @@ def train_one_epoch(
         correct += int(((logits.detach() >= 0).float() == labels).sum().item())
         seen += batch
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix(
-                loss=f"{total_loss / seen:.4f}", img_s=f"{seen / (time.perf_counter() - start):.1f}"
-            )
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", img_s=f"{seen / (time.perf_counter() - start):.1f}")
     return total_loss / max(seen, 1), correct / max(seen, 1)
 
 
@@ -257,9 +253,7 @@ def fit(
     place_model(model, device)
     preprocessing = model.preprocessing
     optimizer = build_optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.StepLR(
-        optimizer, step_size=config.lr_step_size, gamma=config.lr_gamma
-    )
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_size, gamma=config.lr_gamma)
     criterion = nn.BCEWithLogitsLoss()
     stopper = EarlyStopping(config.patience)
     history: list[dict[str, float]] = []
@@ -282,15 +276,9 @@ def fit(
     step_model: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
     workers = default_workers(config.workers)
     pin = device.type == "cuda"
-    train_set = FaceDataset(
-        data.train, build_train_transform(preprocessing, config.augment), config.max_image_pixels
-    )
-    validation_set = FaceDataset(
-        data.validation, build_eval_transform(preprocessing), config.max_image_pixels
-    )
-    validation_loader = make_loader(
-        validation_set, config.batch_size, shuffle=False, workers=workers, pin_memory=pin
-    )
+    train_set = FaceDataset(data.train, build_train_transform(preprocessing, config.augment), config.max_image_pixels)
+    validation_set = FaceDataset(data.validation, build_eval_transform(preprocessing), config.max_image_pixels)
+    validation_loader = make_loader(validation_set, config.batch_size, shuffle=False, workers=workers, pin_memory=pin)
 
     started = time.perf_counter()
     epoch = start_epoch - 1
@@ -313,9 +301,7 @@ def fit(
             progress,
             f"epoch {epoch}/{config.epochs} train",
         )
-        labels, scores = predict_loader(
-            step_model, validation_loader, device, progress, f"epoch {epoch} validate"
-        )
+        labels, scores = predict_loader(step_model, validation_loader, device, progress, f"epoch {epoch} validate")
         scheduler.step()
         row = {
             "epoch": epoch,

@@ -50,9 +50,7 @@ def load_imagenet_weights(model: nn.Module, weights_file: Path | None) -> Path:
     "torchvision DenseNet121 with the study's head (Linear 1024-512, BN, ReLU, Dropout, Linear 512-1)",
     pretrained_available=True,
 )
-def densenet121(
-    dropout: float = 0.35, pretrained: bool = False, weights_file: Path | None = None
-) -> Detector:
+def densenet121(dropout: float = 0.35, pretrained: bool = False, weights_file: Path | None = None) -> Detector:
     """7,480,193 parameters, all trainable; `pretrained` loads ImageNet weights from a local file."""
     network = tv_densenet121(weights=None)
     if pretrained:
@@ -60,6 +58,4 @@ def densenet121(
     # torchvision applies a ReLU after the last BatchNorm of `features` before pooling.
     backbone = nn.Sequential(network.features, nn.ReLU(inplace=False))
     head = study_head(network.classifier.in_features, dropout)
-    return Detector(
-        "densenet121", backbone, head, Preprocessing(input_size=256), explain_layer="backbone.0.norm5"
-    )
+    return Detector("densenet121", backbone, head, Preprocessing(input_size=256), explain_layer="backbone.0.norm5")

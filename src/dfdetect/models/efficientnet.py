@@ -87,9 +87,7 @@ def imagenet_efficientnet_lite0(weights_file: Path | None = None) -> nn.Module:
 @register_model(
     "timm tf_efficientnet_lite0 (ImageNet weights from pip) with the study's head", pretrained_available=True
 )
-def efficientnet_lite0(
-    dropout: float = 0.35, pretrained: bool = False, weights_file: Path | None = None
-) -> Detector:
+def efficientnet_lite0(dropout: float = 0.35, pretrained: bool = False, weights_file: Path | None = None) -> Detector:
     """EfficientNet-Lite0 backbone (mean = std = 0.5, bicubic) and the study's Linear-BN-ReLU-Dropout-Linear head."""
     if pretrained:
         network = imagenet_efficientnet_lite0(weights_file)

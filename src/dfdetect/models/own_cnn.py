@@ -43,6 +43,4 @@ def own_cnn(dropout: float = 0.35, pretrained: bool = False, weights_file: Path 
         nn.Linear(128, 1),
     )
     last_relu = len(features) - 1
-    return Detector(
-        "own_cnn", features, head, Preprocessing(input_size=256), explain_layer=f"backbone.{last_relu}"
-    )
+    return Detector("own_cnn", features, head, Preprocessing(input_size=256), explain_layer=f"backbone.{last_relu}")

@@ -54,9 +54,7 @@ def model_entry(name: str) -> ModelEntry:
     _import_builtin_models()
     if name not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY))
-        raise UnknownModelError(
-            f"unknown model {name!r}; known models: {known}, or timm/<any timm model name>"
-        )
+        raise UnknownModelError(f"unknown model {name!r}; known models: {known}, or timm/<any timm model name>")
     return _REGISTRY[name]
 
 

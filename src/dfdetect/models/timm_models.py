@@ -53,9 +53,7 @@ def last_feature_layer(network: nn.Module) -> str:
 def create_timm_backbone(name: str, weights_file: Path | None, num_classes: int = 1000) -> nn.Module:
     """A timm model with its classifier; weights (optional) from a local file in timm's key names."""
     if not timm.is_model(name):
-        raise UnknownModelError(
-            f"unknown timm model {name!r}; `timm.list_models()` lists the available names"
-        )
+        raise UnknownModelError(f"unknown timm model {name!r}; `timm.list_models()` lists the available names")
     network = timm.create_model(name, pretrained=False, num_classes=num_classes)
     if weights_file is not None:
         load_into(network, read_state_dict(weights_file), weights_file)

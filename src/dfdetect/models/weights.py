@@ -24,16 +24,12 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except (SafetensorError, pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
-        raise WeightsError(
-            f"{path}: not a readable weights file ({error.__class__.__name__}: {error})"
-        ) from None
+        raise WeightsError(f"{path}: not a readable weights file ({error.__class__.__name__}: {error})") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(
-            f"{path}: expected a dictionary of tensors (a state dict), found {type(state).__name__}"
-        )
+        raise WeightsError(f"{path}: expected a dictionary of tensors (a state dict), found {type(state).__name__}")
     return dict(state)
 
 

@@ -47,9 +47,7 @@ def plot_confusion_matrix(matrix: ArrayLike, title: str = "Confusion matrix") ->
     return figure
 
 
-def plot_roc_curves(
-    curves: Mapping[str, tuple[ArrayLike, ArrayLike]], title: str = "ROC (positive = Real)"
-) -> Figure:
+def plot_roc_curves(curves: Mapping[str, tuple[ArrayLike, ArrayLike]], title: str = "ROC (positive = Real)") -> Figure:
     """One ROC curve per name from (labels, p_real), with AUC in the legend."""
     figure = Figure(figsize=(5, 5), dpi=100)
     axes = figure.subplots()
@@ -65,9 +63,7 @@ def plot_roc_curves(
     return figure
 
 
-def plot_image_grid(
-    images: Sequence[np.ndarray], captions: Sequence[str], columns: int = 4, title: str = ""
-) -> Figure:
+def plot_image_grid(images: Sequence[np.ndarray], captions: Sequence[str], columns: int = 4, title: str = "") -> Figure:
     """A grid of RGB images (H x W x 3 uint8) with a caption under each (the study's Figures 5, 6)."""
     rows = max(1, -(-len(images) // columns))
     figure = Figure(figsize=(2.2 * columns, 2.4 * rows), dpi=100)

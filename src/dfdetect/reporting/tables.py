@@ -26,8 +26,7 @@ def table2(results: Mapping[str, Mapping[str, Any]], extra_columns: Sequence[str
     """One row per model: the study's accuracy / sensitivity / specificity, then AUC, AP, EER and extras."""
     header = ["model", *TABLE2_COLUMNS, *extra_columns]
     rows = [
-        [name, *(metrics.get(key) for key in (*TABLE2_COLUMNS, *extra_columns))]
-        for name, metrics in results.items()
+        [name, *(metrics.get(key) for key in (*TABLE2_COLUMNS, *extra_columns))] for name, metrics in results.items()
     ]
     return markdown_table(header, rows)
 

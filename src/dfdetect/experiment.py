@@ -1,0 +1,213 @@
+"""The study's comparison as one job: train several models with one recipe, test each, write one report.
+
+Each model's run lives in out/<model>; a model whose `test/summary.json` exists is finished and skipped
+when the experiment is rerun, and one with a `last` checkpoint is resumed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from PIL import Image
+
+from dfdetect import CLASS_NAMES, __version__
+from dfdetect.config import TrainConfig, build_config, read_yaml
+from dfdetect.data.discovery import list_samples, split_folder
+from dfdetect.data.images import load_rgb
+from dfdetect.engine.trainer import Progress, fit, no_progress
+from dfdetect.evaluation import score_split, write_evaluation
+from dfdetect.inference import Predictor
+from dfdetect.models import model_entry
+from dfdetect.models.densenet import torchvision_weights_path
+from dfdetect.reporting.plots import plot_image_grid, plot_roc_curves, save_figure
+from dfdetect.reporting.report import Report
+from dfdetect.reporting.tables import LABEL_NOTE, table2
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelOutcome:
+    """One model's result in an experiment."""
+
+    model: str
+    metrics: dict[str, Any]
+    epochs: int
+    minutes: float
+    pretrained: bool
+    run_dir: Path
+    paths: list[str]
+    labels: np.ndarray
+    scores: np.ndarray
+
+
+def pretrained_available(model: str) -> bool:
+    """Whether ImageNet weights for `model` are on this machine (packaged, or in torchvision's cache)."""
+    if model == "densenet121":
+        return torchvision_weights_path().is_file()
+    return not model.startswith("timm/") and model_entry(model).pretrained_available
+
+
+def experiment_config(
+    model: str, data: Path, out: Path, overrides: dict[str, Any], config_file: Path | None
+) -> TrainConfig:
+    """The study's recipe < the model's config file < command-line overrides; pretrained where weights exist."""
+    base = {"model": model, "data": data, "out": out / model, "pretrained": pretrained_available(model)}
+    from_file = read_yaml(config_file) if config_file else {}
+    return build_config(base, from_file, {**overrides, "model": model, "out": out / model, "data": data})
+
+
+def read_per_image(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    labels = np.array([CLASS_NAMES.index(row["label"]) for row in rows])
+    return [row["path"] for row in rows], labels, np.array([float(row["p_real"]) for row in rows])
+
+
+def run_model(config: TrainConfig, progress: Progress = no_progress) -> ModelOutcome:
+    """Train (or resume, or skip if finished) one model and evaluate it on Test."""
+    assert config.out is not None and config.data is not None
+    run_dir, summary_path = config.out, config.out / "test" / "summary.json"
+    if summary_path.is_file():
+        logger.info("%s: finished earlier, skipping (delete %s to rerun)", config.model, summary_path)
+    else:
+        resume = (run_dir / "checkpoints" / "last.safetensors").is_file()
+        result = fit(config, resume=resume, progress=progress)
+        assert result.model is not None
+        predictor = Predictor(result.model, device=config.device)
+        evaluation = score_split(
+            predictor,
+            config.data,
+            "Test",
+            batch_size=config.batch_size,
+            workers=config.workers,
+            max_pixels=config.max_image_pixels,
+            progress=progress,
+        )
+        write_evaluation(
+            evaluation, run_dir / "test" / "metrics.json", run_dir / "test" / "per_image.csv", title=config.model
+        )
+        summary = {
+            "metrics": evaluation.metrics,
+            "epochs": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "minutes": result.seconds / 60,
+            "pretrained": config.pretrained,
+        }
+        summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    paths, labels, scores = read_per_image(run_dir / "test" / "per_image.csv")
+    return ModelOutcome(
+        config.model,
+        summary["metrics"],
+        summary["epochs"],
+        summary["minutes"],
+        summary["pretrained"],
+        run_dir,
+        paths,
+        labels,
+        scores,
+    )
+
+
+def machine_description() -> str:
+    """CPU, GPU and package versions, for the report."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return (
+        f"{platform.platform()}; {torch.get_num_threads()} torch CPU threads; GPU: {gpu}; "
+        f"Python {platform.python_version()}, torch {torch.__version__}, dfdetect {__version__}"
+    )
+
+
+def thumbnail(path: str | Path, size: int = 128) -> np.ndarray:
+    return np.asarray(load_rgb(Path(path)).resize((size, size), Image.Resampling.BILINEAR))
+
+
+def most_confidently_wrong(outcome: ModelOutcome, count: int = 8) -> list[int]:
+    """Indices of misclassified test images, the most confident mistakes first."""
+    confidence_in_wrong = np.where(outcome.labels == 1, 1 - outcome.scores, outcome.scores)
+    wrong = np.flatnonzero(confidence_in_wrong > 0.5)
+    return wrong[np.argsort(-confidence_in_wrong[wrong])][:count].tolist()
+
+
+def build_report(
+    outcomes: list[ModelOutcome], data: Path, out: Path, command: str, configs: dict[str, TrainConfig]
+) -> tuple[Path, Path]:
+    """report.md and report.html in `out`, reproducing the study's results section."""
+    figures = out / "figures"
+    report = Report("dfdetect experiment report")
+    report.paragraph(f"Data: `{data}`. Command: `{command}`")
+    report.paragraph(f"Machine: {machine_description()}")
+    report.heading("Table 2: test-split results")
+    rows = {
+        o.model + (" (ImageNet)" if o.pretrained else " (scratch)"): {
+            **o.metrics,
+            "epochs": o.epochs,
+            "minutes": o.minutes,
+        }
+        for o in outcomes
+    }
+    report.table(table2(rows, extra_columns=("epochs", "minutes")))
+    report.paragraph(LABEL_NOTE)
+    report.figure(
+        save_figure(plot_roc_curves({o.model: (o.labels, o.scores) for o in outcomes}), figures / "roc_all.png"),
+        "ROC curves of all models on the Test split",
+    )
+
+    report.heading("Example training images (Figures 5, 6)")
+    train = list_samples(split_folder(data, "Train"))
+    rng = np.random.default_rng(0)
+    examples = []
+    for label in (1, 0):
+        pool = [sample for sample in train if sample.label == label]
+        examples += [pool[index] for index in rng.permutation(len(pool))[:4]]
+    grid = plot_image_grid([thumbnail(s.path) for s in examples], [CLASS_NAMES[s.label] for s in examples])
+    report.figure(save_figure(grid, figures / "examples.png"), "Real (top) and Fake (bottom) training images")
+
+    for outcome in outcomes:
+        report.heading(f"{outcome.model}")
+        for name, caption in (
+            ("accuracy.png", "accuracy per epoch"),
+            ("loss.png", "loss per epoch"),
+            ("test/confusion_matrix.png", "confusion matrix on Test (0 = Fake, 1 = Real)"),
+        ):
+            report.figure(outcome.run_dir / name, f"{outcome.model}: {caption}")
+        wrong = most_confidently_wrong(outcome)
+        if wrong:
+            captions = [f"truth {CLASS_NAMES[outcome.labels[i]]}, P(Real) {outcome.scores[i]:.2f}" for i in wrong]
+            grid = plot_image_grid([thumbnail(outcome.paths[i]) for i in wrong], captions)
+            report.figure(
+                save_figure(grid, figures / f"wrong_{outcome.model.replace('/', '_')}.png"),
+                f"{outcome.model}: the test images it got most confidently wrong",
+            )
+        report.paragraph("Configuration:")
+        report.code(yaml.safe_dump(configs[outcome.model].to_dict(), sort_keys=False))
+    return report.write(out)
+
+
+def run_experiment(
+    data: Path,
+    models: list[str],
+    out: Path,
+    overrides: dict[str, Any] | None = None,
+    config_files: dict[str, Path] | None = None,
+    command: str = "",
+    progress: Progress = no_progress,
+) -> tuple[list[ModelOutcome], Path]:
+    """Train, test and report every model; returns the outcomes and the Markdown report's path."""
+    configs = {m: experiment_config(m, data, out, overrides or {}, (config_files or {}).get(m)) for m in models}
+    outcomes = []
+    for model in models:
+        logger.info("experiment: %s (pretrained: %s)", model, configs[model].pretrained)
+        outcomes.append(run_model(configs[model], progress))
+    markdown, _ = build_report(outcomes, data, out, command, configs)
+    return outcomes, markdown

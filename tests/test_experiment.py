@@ -1,0 +1,76 @@
+import logging
+from pathlib import Path
+
+import pytest
+
+from dfdetect.cli import main
+from dfdetect.experiment import experiment_config, most_confidently_wrong, run_experiment
+
+
+@pytest.fixture(scope="module")
+def experiment(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("experiment")
+    overrides = {"epochs": 1, "image_size": 32, "batch_size": 8, "workers": 0}
+    outcomes, report = run_experiment(tiny_dataset, ["own_cnn", "efficientnet_lite0"], out, overrides, command="test")
+    return out, outcomes, report
+
+
+def test_report_has_table_figures_and_configs(experiment) -> None:
+    out, outcomes, report = experiment
+    text = report.read_text()
+    assert "| model | accuracy | sensitivity | specificity | auc |" in text
+    assert "own_cnn (scratch)" in text and "efficientnet_lite0 (ImageNet)" in text
+    assert "0 = Fake, 1 = Real" in text and "Machine:" in text
+    for figure in (
+        "figures/roc_all.png",
+        "figures/examples.png",
+        "own_cnn/accuracy.png",
+        "own_cnn/test/confusion_matrix.png",
+    ):
+        assert figure in text and (out / figure).is_file()
+    page = report.with_suffix(".html").read_text()
+    assert page.count("data:image/png;base64,") >= 8 and "<table>" in page
+    assert [o.model for o in outcomes] == ["own_cnn", "efficientnet_lite0"]
+    assert all(o.metrics["n_real"] == 12 for o in outcomes)
+
+
+def test_rerun_skips_finished_models(experiment, tiny_dataset: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    out, _, _ = experiment
+    before = (out / "own_cnn" / "checkpoints" / "best.safetensors").stat().st_mtime_ns
+    code = main(
+        [
+            "experiment",
+            "--data",
+            str(tiny_dataset),
+            "--models",
+            "own_cnn",
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--image-size",
+            "32",
+            "--workers",
+            "0",
+        ]
+    )
+    assert code == 0
+    assert (out / "own_cnn" / "checkpoints" / "best.safetensors").stat().st_mtime_ns == before
+    assert "finished earlier, skipping" in caplog.text
+
+
+def test_model_config_file_and_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "densenet.yaml"
+    path.write_text("lr: 1.0e-4\nbatch_size: 16\n")
+    config = experiment_config("densenet121", tmp_path, tmp_path / "out", {"batch_size": 8}, path)
+    assert (config.lr, config.batch_size, config.out) == (1e-4, 8, tmp_path / "out" / "densenet121")
+
+
+def test_most_confidently_wrong_orders_by_confidence(experiment) -> None:
+    _, outcomes, _ = experiment
+    outcome = outcomes[0]
+    outcome.labels[:] = 0
+    outcome.scores[:] = 0.1
+    outcome.scores[[3, 5, 7]] = [0.6, 0.9, 0.7]
+    assert most_confidently_wrong(outcome) == [5, 7, 3]
