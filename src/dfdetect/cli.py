@@ -219,6 +219,38 @@ def command_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_tune(args: argparse.Namespace) -> int:
+    from dfdetect.config import load_config
+    from dfdetect.tuning import load_search_space, tune
+
+    overrides = train_overrides(args)
+    overrides["out"] = None
+    if overrides["fraction"] is None:
+        overrides["fraction"] = 0.1  # the study searched on 10% of Train
+    base = load_config(args.config, overrides)
+    if base.data is None:
+        raise SystemExit("error: tune needs --data DIR")
+    space = load_search_space(args.search_space, base)
+    print(
+        f"search: {len(space)} hyperparameter(s), {args.trials} trial(s), sampler {args.sampler}, "
+        f"{base.fraction:.0%} of Train"
+    )
+    result = tune(
+        base,
+        args.out,
+        trials=args.trials,
+        space=space,
+        sampler=args.sampler,
+        storage=args.storage,
+        study_name=args.study,
+        prune=args.prune,
+        progress=tqdm_progress,
+    )
+    print(result.files["table1"].read_text(encoding="utf-8"))
+    print(f"trials: {result.files['trials']}\nnext: dfdetect train --config {result.files['best']} --out RUN_DIR")
+    return 0
+
+
 def parse_model_config(text: str) -> tuple[str, Path]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected MODEL=FILE.yaml, got {text!r}")
@@ -265,6 +297,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     experiment.add_argument("--out", type=Path, required=True, help="experiment folder (rerun to continue)")
 
+    tune = commands.add_parser("tune", help="hyperparameter search (random or TPE) with Optuna")
+    add_train_options(tune)
+    tune.add_argument("--trials", type=int, default=5, help="completed trials the study should hold")
+    tune.add_argument("--search-space", type=Path, help="YAML search space (default: the study's Table 1)")
+    tune.add_argument("--sampler", choices=("random", "tpe"), default="random")
+    tune.add_argument("--storage", help="study database URL (default: sqlite in --out); postgresql://... to share")
+    tune.add_argument("--study", default="dfdetect", help="study name inside the storage")
+    tune.add_argument("--prune", action="store_true", help="stop hopeless trials early (median pruner)")
+    tune.add_argument("--out", type=Path, required=True, help="folder for the study, trials and outputs")
+
     demo = commands.add_parser("demo", help="train and compare both models on generated synthetic data")
     demo.add_argument("--out", type=Path, default=Path("demo-run"))
     demo.add_argument("--epochs", type=int, default=6)
@@ -276,6 +318,7 @@ COMMANDS = {
     "train": command_train,
     "evaluate": command_evaluate,
     "experiment": command_experiment,
+    "tune": command_tune,
     "demo": command_demo,
 }
 
@@ -292,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dfdetect.data.images import ImageLoadError
     from dfdetect.engine.checkpoint import CheckpointError
     from dfdetect.models import UnknownModelError, WeightsError
+    from dfdetect.tuning import TuneError
 
     try:
         return COMMANDS[args.command](args)
@@ -302,6 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         CheckpointError,
         UnknownModelError,
         ImageLoadError,
+        TuneError,
     ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

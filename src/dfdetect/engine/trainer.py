@@ -229,8 +229,13 @@ def fit(
     data: DataBundle | None = None,
     resume: bool = False,
     progress: Progress = no_progress,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> FitResult:
-    """Train `config.model` on `config.data` into `config.out`; with `resume`, continue from its last checkpoint."""
+    """Train `config.model` on `config.data` into `config.out`; with `resume`, continue from its last checkpoint.
+
+    `on_epoch` sees each epoch's history row after its checkpoint is written (hyperparameter search uses it
+    to prune hopeless trials by raising).
+    """
     if config.out is None:
         raise ValueError("no output folder: give --out RUN_DIR")
     run_dir = config.out
@@ -340,6 +345,8 @@ def fit(
         save_checkpoint(checkpoints / "last.safetensors", model.state_dict(), metadata, train_state)
         write_history(history, run_dir / "history.csv")
         save_learning_curves(history, run_dir, config.model)
+        if on_epoch is not None:
+            on_epoch(row)
 
     stopped_early = stopper.should_stop and epoch < config.epochs
     if stopped_early:

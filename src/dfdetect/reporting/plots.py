@@ -79,6 +79,21 @@ def plot_image_grid(images: Sequence[np.ndarray], captions: Sequence[str], colum
     return figure
 
 
+def plot_search_history(trial_numbers: Sequence[int], losses: Sequence[float]) -> Figure:
+    """Each completed trial's best validation loss, with the best so far as a step line."""
+    figure = Figure(figsize=(6, 4), dpi=100)
+    axes = figure.subplots()
+    axes.scatter(trial_numbers, losses, label="trial's best validation loss")
+    best_so_far = np.minimum.accumulate(np.asarray(losses, dtype=float))
+    axes.step(trial_numbers, best_so_far, where="post", color="tab:red", label="best so far")
+    axes.set_xlabel("trial")
+    axes.set_ylabel("validation loss")
+    axes.set_title("hyperparameter search")
+    axes.legend()
+    figure.tight_layout()
+    return figure
+
+
 def save_figure(figure: Figure, path: Path) -> Path:
     """Save a figure as PNG, creating the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
