@@ -51,13 +51,7 @@ def score_split(
     folder = split_folder(data, split)
     samples, bad = load_split(data, split, strict=strict, max_pixels=max_pixels)
     dataset = FaceDataset(samples, predictor.transform, max_pixels)
-    loader = make_loader(
-        dataset,
-        batch_size,
-        shuffle=False,
-        workers=default_workers(workers),
-        pin_memory=predictor.device.type == "cuda",
-    )
+    loader = make_loader(dataset, batch_size, default_workers(workers), pin_memory=predictor.device.type == "cuda")
     labels, scores = predict_loader(predictor.model, loader, predictor.device, progress, f"evaluate {folder.name}")
     metrics = classification_metrics(labels, scores, threshold)
     return Evaluation(metrics, labels, scores, samples, bad, folder)

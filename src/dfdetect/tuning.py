@@ -148,8 +148,14 @@ def open_study(
     for attempt in range(5):
         try:
             storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=heartbeat, grace_period=grace_seconds)
-            return optuna.create_study(storage=storage, study_name=study_name, sampler=sampler, pruner=pruner,
-                                       direction="minimize", load_if_exists=True)
+            return optuna.create_study(
+                storage=storage,
+                study_name=study_name,
+                sampler=sampler,
+                pruner=pruner,
+                direction="minimize",
+                load_if_exists=True,
+            )
         except sqlalchemy.exc.IntegrityError:
             # Processes that start together race to create Optuna's tables; the loser retries and finds them.
             logger.info("study storage is being created by another process; retrying (%d)", attempt + 1)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dfdetect.data.discovery import Sample
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
@@ -26,14 +27,66 @@ class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = key if isinstance(key, tuple) else (key, None)
         sample = self.samples[index]
         image = load_rgb(sample.path, max_pixels=self.max_pixels)
-        return self.transform(image), torch.tensor(float(sample.label))
+        if seed is None:
+            return self.transform(image), torch.tensor(float(sample.label))
+        # Augmentation drawn from a per-sample seed: the same in any worker, after a resume, on any rank.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.transform(image), torch.tensor(float(sample.label))
 
     @property
     def labels(self) -> list[int]:
         return [sample.label for sample in self.samples]
+
+
+class EpochSampler(Sampler):
+    """Indices in an order fixed by (seed, epoch), sharded across ranks: rank r takes items r, r + W, ...
+
+    With `seeded`, each index comes with a per-sample augmentation seed derived from (seed, epoch, index).
+    Training shards are padded by wrap-around to equal length (so every rank runs the same number of steps);
+    evaluation shards are not padded, so no image is scored twice.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        seeded: bool = False,
+        pad: bool = True,
+    ) -> None:
+        self.size, self.shuffle, self.seed = size, shuffle, seed
+        self.rank, self.world_size, self.seeded, self.pad = rank, world_size, seeded, pad
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _order(self) -> list[int]:
+        if not self.shuffle:
+            order = list(range(self.size))
+        else:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.size, generator=generator).tolist()
+        if self.pad and self.world_size > 1 and self.size % self.world_size:
+            order += order[: self.world_size - self.size % self.world_size]
+        return order[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[Any]:
+        for index in self._order():
+            if self.seeded:
+                yield index, ((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index) % 2**63
+            else:
+                yield index
+
+    def __len__(self) -> int:
+        return len(self._order())
 
 
 def stratified_fraction(samples: Sequence[Sample], fraction: float, seed: int) -> list[Sample]:
@@ -48,22 +101,23 @@ def stratified_fraction(samples: Sequence[Sample], fraction: float, seed: int) -
 def make_loader(
     dataset: Dataset,
     batch_size: int,
-    shuffle: bool,
     workers: int,
+    sampler: Sampler | None = None,
     pin_memory: bool = False,
-    generator: torch.Generator | None = None,
-    sampler: torch.utils.data.Sampler | None = None,
+    persistent: bool = False,
 ) -> DataLoader:
-    """A DataLoader with the settings that matter for throughput (persistent workers, prefetch)."""
+    """A DataLoader with the settings that matter for throughput (workers, pinned memory, prefetch).
+
+    `persistent` keeps worker processes alive across epochs (the sampler still reorders every epoch).
+    """
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle if sampler is None else False,
         sampler=sampler,
+        shuffle=False,
         num_workers=workers,
         pin_memory=pin_memory,
-        generator=generator,
-        persistent_workers=False,
+        persistent_workers=persistent and workers > 0,
         prefetch_factor=4 if workers > 0 else None,
         drop_last=False,
     )

@@ -1,8 +1,9 @@
 """The trainer, top to bottom: prepare_data -> fit (train_one_epoch, evaluate, early stopping, checkpoints).
 
-Every epoch reseeds all random generators from (seed, epoch), so a run resumed from the checkpoint of
-epoch k replays epoch k+1 exactly as an uninterrupted run would (on the CPU, where kernels are
-deterministic).
+Every epoch reseeds the process's random generators from (seed, epoch), the data order comes from
+(seed, epoch) and each image's augmentation from (seed, epoch, index), whatever the number of workers or
+ranks: a run resumed from the checkpoint of epoch k replays epoch k+1 exactly as an uninterrupted run would
+(on the CPU, where kernels are deterministic). Under torchrun the same loop runs DistributedDataParallel.
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from dfdetect.config import TrainConfig, save_config
-from dfdetect.data.dataset import FaceDataset, make_loader, stratified_fraction
+from dfdetect.data.dataset import EpochSampler, FaceDataset, make_loader, stratified_fraction
 from dfdetect.data.discovery import BadFile, Sample, class_counts, load_split, write_bad_files
-from dfdetect.data.transforms import build_eval_transform, build_train_transform
+from dfdetect.data.transforms import Preprocessing, build_eval_transform, build_train_transform
 from dfdetect.engine.checkpoint import build_metadata, load_checkpoint, save_checkpoint
 from dfdetect.engine.device import autocast, default_workers, memory_format, place_model, resolve_device
+from dfdetect.engine.distributed import DistributedContext, all_agree, cleanup, gather_predictions, init_distributed
 from dfdetect.metrics import binary_cross_entropy
 from dfdetect.models import Detector, create_model
 from dfdetect.reporting.plots import plot_learning_curve, save_figure
@@ -74,6 +77,30 @@ class FitResult:
     """The model with the best epoch's weights restored."""
 
 
+@dataclass
+class EpochStats:
+    """Sums over one training epoch; `reduced` adds them up over all ranks."""
+
+    loss_sum: float
+    correct: int
+    seen: int
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(self.seen, 1)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / max(self.seen, 1)
+
+    def reduced(self, context: DistributedContext) -> EpochStats:
+        if not context.enabled:
+            return self
+        totals = torch.tensor([self.loss_sum, self.correct, self.seen], dtype=torch.float64)
+        torch.distributed.all_reduce(totals)
+        return EpochStats(float(totals[0]), int(totals[1]), int(totals[2]))
+
+
 class EarlyStopping:
     """Stop after `patience` epochs without a lower validation loss; remember the best epoch."""
 
@@ -106,12 +133,11 @@ class EarlyStopping:
         )
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return a generator for the DataLoader (shuffling, worker seeds)."""
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (data order and augmentation have their own seeds: EpochSampler)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
 
 
 def prepare_data(config: TrainConfig) -> DataBundle:
@@ -132,8 +158,8 @@ def train_one_epoch(
     device: torch.device,
     progress: Progress = no_progress,
     description: str = "train",
-) -> tuple[float, float]:
-    """One pass over the training data; returns (mean loss, accuracy) over all its images."""
+) -> EpochStats:
+    """One pass over the training data; returns the loss and accuracy sums over all its images."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     start = time.perf_counter()
@@ -153,7 +179,7 @@ def train_one_epoch(
         seen += batch
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", img_s=f"{seen / (time.perf_counter() - start):.1f}")
-    return total_loss / max(seen, 1), correct / max(seen, 1)
+    return EpochStats(total_loss, correct, seen)
 
 
 @torch.no_grad()
@@ -186,6 +212,37 @@ def validation_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, floa
         "val_acc": float(((scores >= 0.5).astype(int) == labels).mean()),
         "val_auc": auc,
     }
+
+
+def build_loader(
+    samples: list[Sample],
+    preprocessing: Preprocessing,
+    config: TrainConfig,
+    device: torch.device,
+    context: DistributedContext,
+    train: bool,
+) -> DataLoader:
+    """The training (augmented, shuffled, seeded) or validation loader; this rank's shard of a global batch."""
+    transform = build_train_transform(preprocessing, config.augment) if train else build_eval_transform(preprocessing)
+    dataset = FaceDataset(samples, transform, config.max_image_pixels)
+    sampler = EpochSampler(
+        len(dataset),
+        shuffle=train,
+        seed=config.seed,
+        rank=context.rank,
+        world_size=context.world_size,
+        seeded=train,
+        pad=train,
+    )
+    per_rank_batch = max(1, config.batch_size // context.world_size)
+    return make_loader(
+        dataset,
+        per_rank_batch,
+        default_workers(config.workers),
+        sampler,
+        pin_memory=device.type == "cuda",
+        persistent=True,
+    )
 
 
 def build_optimizer(model: Detector, config: TrainConfig) -> torch.optim.Adam:
@@ -240,12 +297,18 @@ def fit(
         raise ValueError("no output folder: give --out RUN_DIR")
     run_dir = config.out
     checkpoints = run_dir / "checkpoints"
-    device = resolve_device(config.device)
+    context = init_distributed(config.device)
+    device = (
+        torch.device("cuda", context.local_rank)
+        if context.enabled and torch.cuda.is_available() and config.device != "cpu"
+        else resolve_device(config.device)
+    )
     data = data or prepare_data(config)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.yaml")
-    write_bad_files(data.bad_files, run_dir / "bad_files.txt")
-    logger.info("data: %s; %d bad file(s) skipped", data.summary(), len(data.bad_files))
+    if context.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.yaml")
+        write_bad_files(data.bad_files, run_dir / "bad_files.txt")
+        logger.info("data: %s; %d bad file(s) skipped", data.summary(), len(data.bad_files))
 
     seed_everything(config.seed)
     model = create_model(
@@ -278,12 +341,16 @@ def fit(
         if train_state.get("finished"):
             start_epoch = config.epochs + 1
 
-    step_model: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
-    workers = default_workers(config.workers)
-    pin = device.type == "cuda"
-    train_set = FaceDataset(data.train, build_train_transform(preprocessing, config.augment), config.max_image_pixels)
-    validation_set = FaceDataset(data.validation, build_eval_transform(preprocessing), config.max_image_pixels)
-    validation_loader = make_loader(validation_set, config.batch_size, shuffle=False, workers=workers, pin_memory=pin)
+    step_model: nn.Module = model
+    if context.enabled:
+        # Every rank sees batch_size / world_size images per step, so the global batch is the configured one.
+        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:
+        step_model = torch.compile(step_model)  # type: ignore[assignment]
+    train_loader = build_loader(data.train, preprocessing, config, device, context, train=True)
+    validation_loader = build_loader(data.validation, preprocessing, config, device, context, train=False)
+    train_sampler: EpochSampler = train_loader.sampler  # type: ignore[assignment]
+    quiet: Progress = progress if context.is_main else no_progress
 
     started = time.perf_counter()
     epoch = start_epoch - 1
@@ -291,28 +358,21 @@ def fit(
         if stopper.should_stop:
             break
         epoch_start = time.perf_counter()
-        generator = seed_everything(config.seed * 1_000_003 + epoch)
+        seed_everything(config.seed * 1_000_003 + epoch)  # dropout and anything else drawn in this process
+        train_sampler.set_epoch(epoch)
         model.set_backbone_trainable(epoch > config.freeze_backbone_epochs)
-        train_loader = make_loader(
-            train_set, config.batch_size, shuffle=True, workers=workers, pin_memory=pin, generator=generator
-        )
         lr = optimizer.param_groups[-1]["lr"]
-        train_loss, train_acc = train_one_epoch(
-            step_model,
-            train_loader,
-            criterion,
-            optimizer,
-            device,
-            progress,
-            f"epoch {epoch}/{config.epochs} train",
-        )
-        labels, scores = predict_loader(step_model, validation_loader, device, progress, f"epoch {epoch} validate")
+        stats = train_one_epoch(
+            step_model, train_loader, criterion, optimizer, device, quiet, f"epoch {epoch}/{config.epochs} train"
+        ).reduced(context)
+        labels, scores = predict_loader(step_model, validation_loader, device, quiet, f"epoch {epoch} validate")
+        labels, scores = gather_predictions(labels, scores, context)
         scheduler.step()
         row = {
             "epoch": epoch,
             "lr": lr,
-            "train_loss": train_loss,
-            "train_acc": train_acc,
+            "train_loss": stats.loss,
+            "train_acc": stats.accuracy,
             **validation_metrics(labels, scores),
             "seconds": round(time.perf_counter() - epoch_start, 3),
         }
@@ -321,37 +381,43 @@ def fit(
         logger.info(
             "epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f auc %.4f | %.1fs%s",
             epoch,
-            train_loss,
-            train_acc,
+            stats.loss,
+            stats.accuracy,
             row["val_loss"],
             row["val_acc"],
             row["val_auc"],
             row["seconds"],
             " (best)" if improved else "",
         )
-        metrics = {key: row[key] for key in ("val_loss", "val_acc", "val_auc")}
-        metadata = build_metadata(config.model, config.to_dict(), preprocessing.to_dict(), epoch, metrics)
-        # Best first, then last: a kill between the two leaves `last` one epoch behind, which replays.
-        if improved:
-            save_checkpoint(checkpoints / "best.safetensors", model.state_dict(), metadata)
-        finished = stopper.should_stop or epoch == config.epochs
-        train_state = {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "early_stopping": stopper.state_dict(),
-            "history": history,
-            "finished": finished,
-        }
-        save_checkpoint(checkpoints / "last.safetensors", model.state_dict(), metadata, train_state)
-        write_history(history, run_dir / "history.csv")
-        save_learning_curves(history, run_dir, config.model)
+        if context.is_main:
+            metrics = {key: row[key] for key in ("val_loss", "val_acc", "val_auc")}
+            metadata = build_metadata(config.model, config.to_dict(), preprocessing.to_dict(), epoch, metrics)
+            # Best first, then last: a kill between the two leaves `last` one epoch behind, which replays.
+            if improved:
+                save_checkpoint(checkpoints / "best.safetensors", model.state_dict(), metadata)
+            finished = stopper.should_stop or epoch == config.epochs
+            train_state = {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "early_stopping": stopper.state_dict(),
+                "history": history,
+                "finished": finished,
+            }
+            save_checkpoint(checkpoints / "last.safetensors", model.state_dict(), metadata, train_state)
+            write_history(history, run_dir / "history.csv")
+            save_learning_curves(history, run_dir, config.model)
         if on_epoch is not None:
             on_epoch(row)
+        # Every rank computed the same gathered metrics; rank 0's verdict is broadcast to rule out any drift.
+        if all_agree(stopper.should_stop, context):
+            stopper.bad_epochs = max(stopper.bad_epochs, stopper.patience)
 
     stopped_early = stopper.should_stop and epoch < config.epochs
     if stopped_early:
         logger.info("early stopping after epoch %d; best epoch %d", epoch, stopper.best_epoch)
-    write_history(history, run_dir / "history.csv")
+    if context.is_main:
+        write_history(history, run_dir / "history.csv")
+    cleanup(context)  # waits for rank 0's files
     best_state, _, _ = load_checkpoint(checkpoints / "best.safetensors")
     model.load_state_dict(best_state)  # early stopping restores the best epoch
     return FitResult(
