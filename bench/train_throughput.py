@@ -1,0 +1,263 @@
+"""Training throughput, side by side on one device: a naive loop vs dfdetect's trainer vs the model alone.
+
+    python bench/train_throughput.py --images 4096 --image-size 256            # on a GPU machine
+    python bench/train_throughput.py --images 64 --image-size 64 --device cpu  # a smoke run
+
+(a) naive: what the study would have written: fp32, NCHW, PIL decoding in a default DataLoader (no workers).
+(b) dfdetect: the trainer's own loader (workers, pinned memory, persistent workers, prefetch, seeded
+    augmentation) and train_one_epoch (bf16 autocast and channels_last on CUDA).
+(c) ceiling: the same model step on tensors already on the device.
+Also times the decoding stage alone: PIL in DataLoader workers, torchvision.io.decode_jpeg on the GPU
+(batched), and a pre-decoded uint8 cache. Prints a Markdown table; --json writes every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision import transforms as v1
+
+from dfdetect.config import TrainConfig
+from dfdetect.data.dataset import FaceDataset
+from dfdetect.data.discovery import list_samples, split_folder
+from dfdetect.data.images import load_rgb
+from dfdetect.data.synthetic import make_synthetic_dataset
+from dfdetect.engine.device import autocast, default_workers, memory_format, place_model, resolve_device
+from dfdetect.engine.distributed import DistributedContext
+from dfdetect.engine.trainer import build_loader, build_optimizer, train_one_epoch
+from dfdetect.models import create_model
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class NaiveDataset(torch.utils.data.Dataset):
+    """PIL decode + torchvision v1 transforms, as in most research repositories."""
+
+    def __init__(self, paths: list[Path], labels: list[int], size: int) -> None:
+        self.paths, self.labels = paths, labels
+        self.transform = v1.Compose(
+            [
+                v1.Resize((size, size)),
+                v1.RandomHorizontalFlip(),
+                v1.ToTensor(),
+                v1.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+            ]
+        )
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        with Image.open(self.paths[index]) as image:
+            return self.transform(image.convert("RGB")), torch.tensor(float(self.labels[index]))
+
+
+def naive_loop(model_name: str, samples, size: int, batch: int, device: torch.device, epochs: int) -> float:
+    model = create_model(model_name, image_size=size).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=7e-4)
+    criterion = nn.BCEWithLogitsLoss()
+    loader = DataLoader(
+        NaiveDataset([s.path for s in samples], [s.label for s in samples], size), batch_size=batch, shuffle=True
+    )
+    seen, elapsed = 0, 0.0
+    for epoch in range(epochs + 1):  # epoch 0 warms up (cuDNN autotuning, allocator)
+        synchronize(device)
+        start = time.perf_counter()
+        for images, labels in loader:
+            images, labels = images.to(device), labels.to(device)
+            loss = criterion(model(images), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if epoch:
+                seen += len(labels)
+        synchronize(device)
+        if epoch:
+            elapsed += time.perf_counter() - start
+    return seen / elapsed
+
+
+def dfdetect_loop(
+    model_name: str, samples, size: int, batch: int, device: torch.device, epochs: int, compile_model: bool
+) -> float:
+    config = TrainConfig(model=model_name, image_size=size, batch_size=batch, device=str(device), compile=compile_model)
+    model = create_model(model_name, image_size=size)
+    place_model(model, device)
+    optimizer = build_optimizer(model, config)
+    step_model = torch.compile(model) if compile_model else model
+    loader = build_loader(samples, model.preprocessing, config, device, DistributedContext(), train=True)
+    seen, elapsed = 0, 0.0
+    for epoch in range(epochs + 1):
+        loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+        synchronize(device)
+        start = time.perf_counter()
+        stats = train_one_epoch(step_model, loader, nn.BCEWithLogitsLoss(), optimizer, device)
+        synchronize(device)
+        if epoch:
+            seen += stats.seen
+            elapsed += time.perf_counter() - start
+    return seen / elapsed
+
+
+def model_step_ceiling(
+    model_name: str, size: int, batch: int, device: torch.device, steps: int, compile_model: bool
+) -> float:
+    config = TrainConfig(model=model_name, image_size=size, batch_size=batch)
+    model = create_model(model_name, image_size=size)
+    place_model(model, device)
+    optimizer = build_optimizer(model, config)
+    step_model = torch.compile(model) if compile_model else model
+    criterion = nn.BCEWithLogitsLoss()
+    images = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=memory_format(device))
+    labels = torch.randint(0, 2, (batch,), device=device).float()
+
+    def step() -> None:
+        with autocast(device):
+            logits = step_model(images)
+        loss = criterion(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize(device)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def decode_rates(samples, size: int, batch: int, device: torch.device) -> dict[str, float]:
+    """Images/s of the decoding stage alone, three ways."""
+    from dfdetect.data.transforms import Preprocessing, build_eval_transform
+
+    rates: dict[str, float] = {}
+    dataset = FaceDataset(samples, build_eval_transform(Preprocessing(input_size=size)))
+    loader = DataLoader(dataset, batch_size=batch, num_workers=default_workers(-1), pin_memory=device.type == "cuda")
+    for _ in loader:  # warm the page cache and start the workers
+        break
+    start = time.perf_counter()
+    count = sum(len(labels) for _, labels in loader)
+    rates["PIL in DataLoader workers"] = count / (time.perf_counter() - start)
+    if device.type == "cuda":
+        from torchvision.io import decode_jpeg, read_file
+
+        raw = [read_file(str(sample.path)) for sample in samples]
+        decode_jpeg(raw[:batch], device=device)
+        synchronize(device)
+        start = time.perf_counter()
+        for index in range(0, len(raw), batch):
+            decoded = decode_jpeg(raw[index : index + batch], device=device)
+            torch.stack(
+                [
+                    torch.nn.functional.interpolate(
+                        d[None].float(), size=(size, size), mode="bilinear", antialias=True
+                    )[0]
+                    for d in decoded
+                ]
+            )
+        synchronize(device)
+        rates["decode_jpeg on GPU (batched)"] = len(raw) / (time.perf_counter() - start)
+        cache = torch.stack(
+            [
+                torch.from_numpy(__import__("numpy").asarray(load_rgb(s.path).resize((size, size)))).permute(2, 0, 1)
+                for s in samples
+            ]
+        )
+        cache = cache.pin_memory()
+        start = time.perf_counter()
+        for index in range(0, len(cache), batch):
+            order = torch.randint(0, len(cache), (batch,))
+            cache[order].to(device, non_blocking=True).float()
+        synchronize(device)
+        rates["uint8 cache in RAM -> GPU"] = len(cache) / (time.perf_counter() - start)
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=4096)
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs after one warm-up epoch")
+    parser.add_argument("--models", default="own_cnn,densenet121")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--compile", action="store_true", help="also time (b) and (c) with torch.compile")
+    parser.add_argument("--data", type=Path, help="reuse a generated dataset folder")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    torch.backends.cudnn.benchmark = True
+    data = args.data or Path(tempfile.mkdtemp(prefix="dfdetect-bench-")) / "data"
+    if not (data / "Train").is_dir():
+        make_synthetic_dataset(
+            data, {"Train": args.images, "Validation": 2, "Test": 2}, image_size=args.image_size, quality=90
+        )
+    samples = list_samples(split_folder(data, "Train"))
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    results: dict = {
+        "device": name,
+        "images": len(samples),
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "models": {},
+    }
+    steps = max(5, len(samples) // args.batch_size)
+    for model_name in args.models.split(","):
+        row = {
+            "naive": naive_loop(model_name, samples, args.image_size, args.batch_size, device, args.epochs),
+            "dfdetect": dfdetect_loop(
+                model_name, samples, args.image_size, args.batch_size, device, args.epochs, False
+            ),
+            "ceiling": model_step_ceiling(model_name, args.image_size, args.batch_size, device, steps, False),
+        }
+        if args.compile:
+            row["dfdetect_compiled"] = dfdetect_loop(
+                model_name, samples, args.image_size, args.batch_size, device, args.epochs, True
+            )
+            row["ceiling_compiled"] = model_step_ceiling(
+                model_name, args.image_size, args.batch_size, device, steps, True
+            )
+        results["models"][model_name] = row
+        print(f"{model_name}: " + ", ".join(f"{k} {v:.0f} img/s" for k, v in row.items()), flush=True)
+    results["decode"] = decode_rates(samples, args.image_size, args.batch_size, device)
+
+    print(
+        f"\nTraining throughput on {name}, {len(samples)} synthetic {args.image_size}px JPEGs, batch {args.batch_size}"
+    )
+    print("| model | (a) naive img/s | (b) dfdetect img/s | (c) model step img/s | b/a | b/c |")
+    print("|---|---|---|---|---|---|")
+    for model_name, row in results["models"].items():
+        print(
+            f"| {model_name} | {row['naive']:.0f} | {row['dfdetect']:.0f} | {row['ceiling']:.0f} | "
+            f"{row['dfdetect'] / row['naive']:.2f}x | {row['dfdetect'] / row['ceiling']:.0%} |"
+        )
+        if "dfdetect_compiled" in row:
+            print(
+                f"| {model_name} + compile | {row['naive']:.0f} | {row['dfdetect_compiled']:.0f} | "
+                f"{row['ceiling_compiled']:.0f} | {row['dfdetect_compiled'] / row['naive']:.2f}x | "
+                f"{row['dfdetect_compiled'] / row['ceiling_compiled']:.0%} |"
+            )
+    print("\n| decoding stage | images/s |\n|---|---|")
+    for stage, rate in results["decode"].items():
+        print(f"| {stage} | {rate:.0f} |")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
