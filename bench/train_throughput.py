@@ -180,7 +180,7 @@ def decode_rates(samples, size: int, batch: int, device: torch.device) -> dict[s
         )
         cache = cache.pin_memory()
         start = time.perf_counter()
-        for index in range(0, len(cache), batch):
+        for _ in range(0, len(cache), batch):
             order = torch.randint(0, len(cache), (batch,))
             cache[order].to(device, non_blocking=True).float()
         synchronize(device)
