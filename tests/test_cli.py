@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from dfdetect.cli import main
 from dfdetect.metrics import METRIC_KEYS
@@ -191,3 +192,30 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_dataset:
     for want, got in zip(expected, actual, strict=True):
         for key in ("lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_auc"):
             assert float(got[key]) == pytest.approx(float(want[key]), rel=1e-5, abs=1e-6), (key, want, got)
+
+
+def test_early_stopping_restores_the_best_epoch(tiny_dataset: Path, tmp_path: Path) -> None:
+    from dfdetect.config import TrainConfig
+    from dfdetect.engine.checkpoint import load_checkpoint
+    from dfdetect.engine.trainer import fit
+
+    config = TrainConfig(
+        data=tiny_dataset,
+        out=tmp_path / "run",
+        model="own_cnn",
+        image_size=32,
+        batch_size=8,
+        workers=0,
+        epochs=30,
+        patience=1,
+        lr=1e-2,
+    )
+    result = fit(config)
+    assert result.stopped_early and result.epochs_run < 30
+    assert result.epochs_run == result.best_epoch + 1  # patience 1: one epoch without improvement stops
+    losses = [row["val_loss"] for row in result.history]
+    assert result.best_val_loss == min(losses)
+    best_state, metadata, _ = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.safetensors")
+    assert metadata["epoch"] == result.best_epoch
+    assert result.model is not None
+    assert all(torch.equal(best_state[key], value) for key, value in result.model.state_dict().items())

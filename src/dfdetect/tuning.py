@@ -283,6 +283,11 @@ def trial_rows(study: optuna.Study, space: dict[str, SearchParameter]) -> list[d
     return rows
 
 
+def format_best(value: Any) -> str:
+    """Four significant digits: learning rates are small numbers."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def write_outputs(
     study: optuna.Study, space: dict[str, SearchParameter], base: TrainConfig, out: Path
 ) -> dict[str, Path]:
@@ -302,7 +307,7 @@ def write_outputs(
     table = markdown_table(
         ["hyperparameter", "distribution", "best value"],
         [
-            [f"{DESCRIPTIONS.get(name, name)} (`{name}`)", parameter.describe(), best.params[name]]
+            [f"{DESCRIPTIONS.get(name, name)} (`{name}`)", parameter.describe(), format_best(best.params[name])]
             for name, parameter in space.items()
         ],
     )

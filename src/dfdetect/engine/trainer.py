@@ -353,10 +353,7 @@ def fit(
     quiet: Progress = progress if context.is_main else no_progress
 
     started = time.perf_counter()
-    epoch = start_epoch - 1
     for epoch in range(start_epoch, config.epochs + 1):
-        if stopper.should_stop:
-            break
         epoch_start = time.perf_counter()
         seed_everything(config.seed * 1_000_003 + epoch)  # dropout and anything else drawn in this process
         train_sampler.set_epoch(epoch)
@@ -411,10 +408,11 @@ def fit(
         # Every rank computed the same gathered metrics; rank 0's verdict is broadcast to rule out any drift.
         if all_agree(stopper.should_stop, context):
             stopper.bad_epochs = max(stopper.bad_epochs, stopper.patience)
+            break
 
-    stopped_early = stopper.should_stop and epoch < config.epochs
+    stopped_early = stopper.should_stop and len(history) < config.epochs
     if stopped_early:
-        logger.info("early stopping after epoch %d; best epoch %d", epoch, stopper.best_epoch)
+        logger.info("early stopping after epoch %d; best epoch %d", len(history), stopper.best_epoch)
     if context.is_main:
         write_history(history, run_dir / "history.csv")
     cleanup(context)  # waits for rank 0's files
