@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Iterable, Sequence
@@ -251,6 +252,108 @@ def command_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def format_predictions(predictions: list[Any], fmt: str) -> str:
+    """table, csv, json or jsonl text for a list of Prediction."""
+    import csv
+    import io
+
+    rows = [p.to_dict() for p in predictions]
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    if fmt == "jsonl":
+        return "".join(json.dumps(row) + "\n" for row in rows)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["path", "label", "p_fake", "p_real", "error"])
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+    width = max([len("path"), *(len(row["path"]) for row in rows)])
+    lines = [f"{'path':<{width}}  {'label':<5}  {'p_fake':>6}  {'p_real':>6}"]
+    for row in rows:
+        if row["error"]:
+            lines.append(f"{row['path']:<{width}}  error: {row['error']}")
+        else:
+            lines.append(f"{row['path']:<{width}}  {row['label']:<5}  {row['p_fake']:>6.3f}  {row['p_real']:>6.3f}")
+    return "\n".join(lines) + "\n"
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    from dfdetect.prediction import expand_paths
+
+    if args.runtime == "onnx" or (args.runtime == "auto" and args.model.suffix == ".onnx"):
+        from dfdetect.onnx_runtime import OnnxPredictor
+
+        predictor: Any = OnnxPredictor(args.model, threshold=args.threshold)
+    else:
+        from dfdetect.inference import Predictor
+
+        predictor = Predictor.from_checkpoint(args.model, device=args.device, threshold=args.threshold)
+    paths = expand_paths(args.paths)
+    if not paths:
+        print("error: no images found in the given paths", file=sys.stderr)
+        return 2
+    prepare = None
+    if args.crop_face:
+        from dfdetect.faces import crop_largest_face
+
+        prepare = lambda image, name: crop_largest_face(image, name)  # noqa: E731
+    predictions = predictor.predict_paths(paths, batch_size=args.batch_size, prepare=prepare)
+    fmt = args.format or ("table" if sys.stdout.isatty() and args.out is None else "csv")
+    text = format_predictions(predictions, fmt)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    if args.explain is not None:
+        if predictor.runtime != "torch":
+            print("error: --explain needs a PyTorch checkpoint (Grad-CAM), not an ONNX model", file=sys.stderr)
+            return 2
+        write_explanations(predictor, predictions, args.explain, prepare)
+    failed = sum(1 for p in predictions if p.error)
+    if failed:
+        print(f"{failed} of {len(predictions)} image(s) failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def write_explanations(predictor: Any, predictions: list[Any], folder: Path, prepare: Any) -> None:
+    from dfdetect.data.images import load_rgb
+    from dfdetect.explain import gradcam_heatmaps, overlay
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for prediction in predictions:
+        if prediction.error:
+            continue
+        image = load_rgb(Path(prediction.path))
+        image = prepare(image, prediction.path) if prepare else image
+        heatmaps, _ = gradcam_heatmaps(predictor, [image])
+        target = folder / f"{Path(prediction.path).stem}.gradcam.png"
+        overlay(image, heatmaps[0]).save(target)
+    print(f"Grad-CAM heatmaps: {folder}", file=sys.stderr)
+
+
+def command_export(args: argparse.Namespace) -> int:
+    from dfdetect.export import export_onnx
+
+    out = export_onnx(args.model, args.out, opset=args.opset)
+    print(f"wrote {out} (input 'images' N x 3 x H x W normalised float32, output 'logits' for Real)")
+    print(f"score with ONNX Runtime alone: dfdetect predict --runtime onnx --model {out} IMAGES...")
+    return 0
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from dfdetect.inference import load_predictor
+    from dfdetect.serving.app import create_app
+
+    predictor = load_predictor(args.model, runtime=args.runtime, device=args.device, threshold=args.threshold)
+    app = create_app(predictor, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels)
+    print(f"serving {predictor.metadata.get('model')} ({predictor.runtime}) on http://{args.host}:{args.port}/")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def parse_model_config(text: str) -> tuple[str, Path]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected MODEL=FILE.yaml, got {text!r}")
@@ -307,6 +410,36 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--prune", action="store_true", help="stop hopeless trials early (median pruner)")
     tune.add_argument("--out", type=Path, required=True, help="folder for the study, trials and outputs")
 
+    predict = commands.add_parser("predict", help="score images: files, folders (recursive) or globs")
+    predict.add_argument("--model", type=Path, required=True, help="run folder, checkpoint, or exported .onnx")
+    predict.add_argument("paths", nargs="+", metavar="PATH")
+    predict.add_argument(
+        "--format", choices=("table", "csv", "json", "jsonl"), help="default: table on a terminal, csv otherwise"
+    )
+    predict.add_argument("--out", type=Path, help="write the results to a file")
+    predict.add_argument("--threshold", type=float, default=0.5, help="real when P(Real) >= this")
+    predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument("--runtime", choices=("auto", "torch", "onnx"), default="auto")
+    predict.add_argument("--device", default="auto")
+    predict.add_argument("--explain", type=Path, metavar="DIR", help="write Grad-CAM overlays to DIR")
+    predict.add_argument("--crop-face", action="store_true", help="score the largest detected face (OpenCV)")
+
+    export = commands.add_parser("export", help="export a trained detector to ONNX")
+    export.add_argument("--model", type=Path, required=True, help="run folder or checkpoint")
+    export.add_argument("--format", choices=("onnx",), default="onnx")
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--opset", type=int, default=17)
+
+    serve = commands.add_parser("serve", help="HTTP API and web page over a trained detector")
+    serve.add_argument("--model", type=Path, required=True, help="run folder, checkpoint, or exported .onnx")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--runtime", choices=("auto", "torch", "onnx"), default="auto")
+    serve.add_argument("--device", default="auto")
+    serve.add_argument("--threshold", type=float, default=0.5)
+    serve.add_argument("--max-upload-mb", type=float, default=10.0)
+    serve.add_argument("--max-pixels", type=int, default=40_000_000)
+
     demo = commands.add_parser("demo", help="train and compare both models on generated synthetic data")
     demo.add_argument("--out", type=Path, default=Path("demo-run"))
     demo.add_argument("--epochs", type=int, default=6)
@@ -319,6 +452,9 @@ COMMANDS = {
     "evaluate": command_evaluate,
     "experiment": command_experiment,
     "tune": command_tune,
+    "predict": command_predict,
+    "export": command_export,
+    "serve": command_serve,
     "demo": command_demo,
 }
 
@@ -330,31 +466,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    from dfdetect.config import ConfigError
-    from dfdetect.data.discovery import DatasetError
-    from dfdetect.data.images import ImageLoadError
-    from dfdetect.engine.checkpoint import CheckpointError
-    from dfdetect.models import UnknownModelError, WeightsError
-    from dfdetect.tuning import TuneError
+    from dfdetect.errors import DfdetectError
 
     try:
         return COMMANDS[args.command](args)
-    except (
-        ConfigError,
-        DatasetError,
-        WeightsError,
-        CheckpointError,
-        UnknownModelError,
-        ImageLoadError,
-        TuneError,
-    ) as error:
+    except DfdetectError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except RuntimeError as error:
-        if "CUDA is not available" in str(error):
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        raise
 
 
 if __name__ == "__main__":

@@ -11,12 +11,8 @@ from typing import Any
 
 import yaml
 
-from dfdetect.data.transforms import AugmentConfig
-
-
-class ConfigError(ValueError):
-    """A configuration value or key that is not valid; the message names it."""
-
+from dfdetect.errors import ConfigError
+from dfdetect.preprocessing import AugmentConfig
 
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,33 +12,26 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dfdetect.data.images import DEFAULT_MAX_PIXELS, ImageLoadError, load_rgb
-from dfdetect.data.transforms import Preprocessing, build_eval_transform
+from dfdetect.data.transforms import build_eval_transform
 from dfdetect.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from dfdetect.engine.device import autocast, memory_format, place_model, resolve_device
-from dfdetect.models import Detector, create_model
+from dfdetect.models import Detector, count_parameters, create_model
+from dfdetect.prediction import BasePredictor, Prediction
+from dfdetect.preprocessing import Preprocessing
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["Prediction", "Predictor", "load_model", "load_predictor"]
 
-@dataclass(frozen=True)
-class Prediction:
-    """One image's result: label is 'real' or 'fake'; error is set (and scores are None) when it failed."""
 
-    path: str
-    label: str | None
-    p_fake: float | None
-    p_real: float | None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "label": self.label,
-            "p_fake": self.p_fake,
-            "p_real": self.p_real,
-            "error": self.error,
-        }
+def find_test_metrics(checkpoint: Path) -> dict[str, Any] | None:
+    """Test metrics written beside a run by `evaluate` or `experiment`, if any."""
+    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    for candidate in (run_dir / "test" / "metrics.json", run_dir / "eval-Test" / "metrics.json"):
+        if candidate.is_file():
+            metrics: dict[str, Any] = json.loads(candidate.read_text(encoding="utf-8"))
+            return metrics
+    return None
 
 
 def load_model(checkpoint: Path) -> tuple[Detector, dict[str, Any]]:
@@ -46,28 +39,27 @@ def load_model(checkpoint: Path) -> tuple[Detector, dict[str, Any]]:
     path = resolve_checkpoint(checkpoint)
     state, metadata, _ = load_checkpoint(path)
     config = metadata.get("config", {})
-    preprocessing = Preprocessing.from_dict(metadata["preprocessing"])
     model = create_model(metadata["model"], dropout=float(config.get("dropout", 0.0)), pretrained=False)
-    model.preprocessing = preprocessing
+    model.preprocessing = Preprocessing.from_dict(metadata["preprocessing"])
     model.load_state_dict(state)
     model.eval()
+    metadata["parameters"] = count_parameters(model)
+    metadata["test_metrics"] = find_test_metrics(path)
     return model, metadata
 
 
-class Predictor:
-    """Scores images with a trained detector; thread-safe for concurrent calls (inference only)."""
+class Predictor(BasePredictor):
+    """Scores images with a trained detector in PyTorch; safe for concurrent calls (inference only)."""
+
+    runtime = "torch"
 
     def __init__(
-        self,
-        model: Detector,
-        metadata: dict[str, Any] | None = None,
-        device: str = "auto",
-        threshold: float = 0.5,
+        self, model: Detector, metadata: dict[str, Any] | None = None, device: str = "auto", threshold: float = 0.5
     ) -> None:
         self.device = resolve_device(device)
         self.model = model
         place_model(model, self.device).eval()
-        self.metadata = metadata or {}
+        self.metadata = metadata or {"model": model.name, "parameters": count_parameters(model)}
         self.preprocessing = model.preprocessing
         self.transform = build_eval_transform(self.preprocessing)
         self.threshold = threshold
@@ -77,7 +69,10 @@ class Predictor:
         model, metadata = load_model(checkpoint)
         return cls(model, metadata, device=device, threshold=threshold)
 
-    @torch.no_grad()
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        return torch.stack([self.transform(image) for image in images])
+
+    @torch.inference_mode()
     def predict_tensor(self, batch: torch.Tensor) -> np.ndarray:
         """P(Real) for a batch of already preprocessed images."""
         batch = batch.to(self.device, memory_format=memory_format(self.device))
@@ -86,33 +81,13 @@ class Predictor:
         return torch.sigmoid(logits.float()).cpu().numpy().astype(np.float64)
 
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """P(Real) for RGB PIL images."""
-        return self.predict_tensor(torch.stack([self.transform(image) for image in images]))
+        return self.predict_tensor(self.preprocess(images))
 
-    def label_of(self, p_real: float) -> str:
-        return "real" if p_real >= self.threshold else "fake"
 
-    def predict_paths(
-        self, paths: Sequence[Path], batch_size: int = 32, max_pixels: int = DEFAULT_MAX_PIXELS
-    ) -> list[Prediction]:
-        """One Prediction per path, in order; unreadable files get an error row and the rest go on."""
-        results: list[Prediction | None] = [None] * len(paths)
-        pending: list[tuple[int, Image.Image]] = []
+def load_predictor(model: Path, runtime: str = "auto", device: str = "auto", threshold: float = 0.5) -> BasePredictor:
+    """A run folder or checkpoint (PyTorch), or an exported .onnx file (ONNX Runtime)."""
+    if runtime == "onnx" or (runtime == "auto" and model.suffix == ".onnx"):
+        from dfdetect.onnx_runtime import OnnxPredictor
 
-        def flush() -> None:
-            scores = self.predict_images([image for _, image in pending])
-            for (index, _), p_real in zip(pending, scores, strict=True):
-                results[index] = Prediction(str(paths[index]), self.label_of(p_real), 1 - p_real, float(p_real))
-            pending.clear()
-
-        for index, path in enumerate(paths):
-            try:
-                pending.append((index, load_rgb(path, max_pixels=max_pixels)))
-            except (ImageLoadError, OSError) as error:
-                logger.warning("cannot score %s: %s", path, error)
-                results[index] = Prediction(str(path), None, None, None, str(error))
-            if len(pending) >= batch_size:
-                flush()
-        if pending:
-            flush()
-        return [result for result in results if result is not None]
+        return OnnxPredictor(model, threshold=threshold)
+    return Predictor.from_checkpoint(model, device=device, threshold=threshold)

@@ -27,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dfdetect.config import ConfigError, TrainConfig, read_yaml
 from dfdetect.engine.trainer import Progress, fit, no_progress, prepare_data
+from dfdetect.errors import TuneError
 from dfdetect.reporting.plots import plot_search_history, save_figure
 from dfdetect.reporting.tables import markdown_table
 
@@ -40,10 +41,6 @@ DESCRIPTIONS = {
     "dropout": "dropout rate",
     "batch_size": "batch size",
 }
-
-
-class TuneError(ValueError):
-    """A search space or storage that cannot be used; the message names it."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dfdetect import CLASS_NAMES
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, check_image
+from dfdetect.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -19,10 +20,6 @@ SPLIT_ALIASES: dict[str, tuple[str, ...]] = {
     "Validation": ("val", "valid", "validation"),
     "Test": ("test",),
 }
-
-
-class DatasetError(ValueError):
-    """A dataset folder that does not have the expected layout."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps
 
+from dfdetect.errors import ImageLoadError, ImageTooLargeError, UnsupportedImageError
+
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
@@ -19,19 +21,6 @@ DEFAULT_MAX_PIXELS = 40_000_000
 """Largest image accepted (width x height); a 6000x6000 photo passes, a decompression bomb does not."""
 
 ImageSource = Path | str | bytes | BinaryIO
-
-
-class ImageLoadError(ValueError):
-    """An image that cannot be used, with the file (or upload name) and the reason."""
-
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"{name}: {reason}")
-        self.name = name
-        self.reason = reason
-
-
-class ImageTooLargeError(ImageLoadError):
-    """An image whose header announces more pixels than allowed (rejected before decoding)."""
 
 
 def _name_of(source: ImageSource, name: str | None) -> str:
@@ -59,9 +48,9 @@ def open_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS, name: 
     except Image.DecompressionBombError as error:
         raise ImageTooLargeError(label, f"decompression bomb rejected without decoding ({error})") from None
     except (OSError, SyntaxError, ValueError) as error:  # Pillow's UnidentifiedImageError is an OSError
-        raise ImageLoadError(label, f"not a readable image ({error.__class__.__name__}: {error})") from None
+        raise UnsupportedImageError(label, f"not a readable image ({error.__class__.__name__}: {error})") from None
     if image.format not in SUPPORTED_FORMATS:
-        raise ImageLoadError(label, f"unsupported image format {image.format}; expected JPEG, PNG, WebP or BMP")
+        raise UnsupportedImageError(label, f"unsupported image format {image.format}; expected JPEG, PNG, WebP or BMP")
     width, height = image.size
     if width * height > max_pixels:
         raise ImageTooLargeError(

@@ -19,13 +19,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from dfdetect import CLASS_NAMES, __version__
+from dfdetect.errors import CheckpointError
 
 METADATA_KEY = "dfdetect"
 STATE_PREFIX = "train_state/"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that is missing or not a dfdetect checkpoint; names the file."""
 
 
 def atomic_write(path: Path, write: Any) -> None:

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import torch
 
+from dfdetect.errors import ConfigError
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' -> CUDA when available, else CPU; asking for CUDA without one is an error."""
@@ -15,7 +17,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available on this machine; use --device cpu")
+        raise ConfigError(f"device {name!r} requested but CUDA is not available on this machine; use --device cpu")
     return device
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dfdetect.errors import UnknownModelError
 from dfdetect.models.detector import Detector
 
 Builder = Callable[..., Detector]
@@ -22,13 +23,6 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
-
-
-class UnknownModelError(KeyError):
-    """A model name that is not registered; the message lists the known ones."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def register_model(description: str, pretrained_available: bool = False) -> Callable[[Builder], Builder]:

@@ -9,9 +9,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-
-class WeightsError(ValueError):
-    """A weights file that is missing, unreadable or does not fit the model; names the file."""
+from dfdetect.errors import WeightsError
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -1,0 +1,43 @@
+"""Grad-CAM heatmaps (pytorch-grad-cam) for every registered model, on its last spatial feature map."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.image import show_cam_on_image
+from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
+
+from dfdetect.inference import Predictor
+
+# Grad-CAM hooks the model while it runs: one explanation at a time per process.
+_LOCK = threading.Lock()
+
+
+def gradcam_heatmaps(predictor: Predictor, images: Sequence[Image.Image]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Heatmaps in [0, 1] at each image's own size (for the predicted class), and P(Real) per image."""
+    model = predictor.model
+    layer = dict(model.named_modules())[model.explain_layer]
+    batch = predictor.preprocess(images).to(predictor.device)
+    with _LOCK, GradCAM(model=model, target_layers=[layer]) as cam:
+        with torch.no_grad():
+            p_real = torch.sigmoid(model(batch).float()).cpu().numpy()
+        # The model has one logit (for Real): explain +logit for images called real, -logit for fakes.
+        targets = [BinaryClassifierOutputTarget(int(p >= predictor.threshold)) for p in p_real]
+        maps = cam(input_tensor=batch, targets=targets)
+    resized = [
+        np.asarray(Image.fromarray(np.uint8(np.clip(m, 0, 1) * 255)).resize(image.size, Image.Resampling.BILINEAR))
+        / 255.0
+        for m, image in zip(maps, images, strict=True)
+    ]
+    return resized, p_real
+
+
+def overlay(image: Image.Image, heatmap: np.ndarray) -> Image.Image:
+    """The heatmap blended over the image (jet colour map), same size as the image."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return Image.fromarray(show_cam_on_image(rgb, heatmap.astype(np.float32), use_rgb=True, image_weight=0.55))

@@ -1,0 +1,53 @@
+"""Export a trained detector to ONNX (dynamic batch, fp32) with its preprocessing in the model's metadata."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+
+from dfdetect.engine.checkpoint import atomic_write
+from dfdetect.inference import load_model
+from dfdetect.onnx_runtime import METADATA_KEY
+
+logger = logging.getLogger(__name__)
+
+
+def export_onnx(checkpoint: Path, out: Path, opset: int = 17) -> Path:
+    """Write `out` (.onnx): input `images` (N, 3, H, W) normalised float32, output `logits` (N,) for Real."""
+    model, metadata = load_model(checkpoint)
+    model = model.float().eval().to(memory_format=torch.contiguous_format)
+    size = model.preprocessing.input_size
+    example = torch.randn(2, 3, size, size)
+
+    def write(temporary: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(
+                model,
+                (example,),
+                str(temporary),
+                input_names=["images"],
+                output_names=["logits"],
+                dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=opset,
+                dynamo=False,
+            )
+        exported = onnx.load(str(temporary))
+        info = {
+            **metadata,
+            "output": "logits (N,): sigmoid(logit) = P(Real); labels 0 = Fake, 1 = Real",
+            "input": f"images (N, 3, {size}, {size}) float32, RGB, normalised with preprocessing.mean/std",
+        }
+        entry = exported.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(info)
+        onnx.checker.check_model(exported)
+        onnx.save(exported, str(temporary))
+
+    atomic_write(out, write)
+    logger.info("exported %s to %s", metadata["model"], out)
+    return out

@@ -1,0 +1,1 @@
+"""HTTP serving: a FastAPI app over one Predictor, with a web page."""

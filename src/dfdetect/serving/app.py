@@ -1,0 +1,197 @@
+"""FastAPI app over one Predictor: JSON predictions, Grad-CAM PNGs, model info, a web page.
+
+Bad input always gets a 4xx with a JSON body {"error": ..., "detail": ...}: a request over the upload limit
+413, an image over the pixel limit (a decompression bomb) 413 without being decoded, bytes that are not an
+image 415, a corrupt or truncated image 400.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import FastAPI, File, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from PIL import Image
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dfdetect import __version__
+from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from dfdetect.errors import ImageLoadError, ImageTooLargeError, UnsupportedImageError
+from dfdetect.prediction import BasePredictor
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+
+
+class PredictionResult(BaseModel):
+    filename: str
+    label: str
+    p_fake: float
+    p_real: float
+
+
+class PredictResponse(BaseModel):
+    model: str | None
+    threshold: float
+    results: list[PredictionResult]
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    detail: str
+
+
+class RequestTooLarge(Exception):
+    """The request body passed the upload limit while it was being read."""
+
+
+class ImageRejected(Exception):
+    """An upload answered with a 4xx: status, short error, detail naming the file."""
+
+    def __init__(self, status: int, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.kind, self.detail = status, kind, detail
+
+
+def error_body(status: int, error: str, detail: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": error, "detail": detail})
+
+
+class BodySizeLimit:
+    """Answer 413 as soon as a request body is known (Content-Length) or seen (streamed) to exceed the limit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = error_body(413, "request too large", f"the upload limit is {self.max_bytes:,} bytes")
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await too_large(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise RequestTooLarge
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except RequestTooLarge:
+            if not started:
+                await too_large(scope, receive, send)
+
+
+def status_of(error: ImageLoadError) -> tuple[int, str]:
+    if isinstance(error, ImageTooLargeError):
+        return 413, "image too large"
+    if isinstance(error, UnsupportedImageError):
+        return 415, "not a supported image"
+    return 400, "corrupt image"
+
+
+def create_app(
+    predictor: BasePredictor,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> FastAPI:
+    """The HTTP app; the predictor is loaded once by the caller and shared by every request."""
+    app = FastAPI(
+        title="dfdetect",
+        version=__version__,
+        description="Deepfake face detector. Labels: 0 = Fake, 1 = Real; p_real = P(Real).",
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes)
+    can_explain = predictor.runtime == "torch"
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorResponse, "description": text}
+        for code, text in (
+            (400, "corrupt image or wrong number of files"),
+            (413, "upload or image too large"),
+            (415, "not a supported image"),
+        )
+    }
+
+    def decode(upload: UploadFile, data: bytes) -> Image.Image:
+        name = upload.filename or "upload"
+        try:
+            return load_rgb(data, max_pixels=max_pixels, name=name)
+        except ImageLoadError as error:
+            status, kind = status_of(error)
+            raise ImageRejected(status, kind, str(error)) from None
+
+    @app.exception_handler(ImageRejected)
+    async def rejected(_request: Any, error: ImageRejected) -> JSONResponse:
+        return error_body(error.status, error.kind, error.detail)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/model")
+    def model_info() -> dict[str, Any]:
+        return {
+            **predictor.describe(),
+            "explain": can_explain,
+            "max_upload_bytes": max_upload_bytes,
+            "max_pixels": max_pixels,
+        }
+
+    @app.post("/v1/predict", response_model=PredictResponse, responses=errors)
+    def predict(files: Annotated[list[UploadFile], File(description="one or more images")]) -> PredictResponse:
+        images = [decode(upload, upload.file.read()) for upload in files]
+        scores = predictor.predict_images(images)
+        results = [
+            PredictionResult(
+                filename=upload.filename or "upload",
+                label=predictor.label_of(float(p)),
+                p_fake=float(1 - p),
+                p_real=float(p),
+            )
+            for upload, p in zip(files, scores, strict=True)
+        ]
+        return PredictResponse(model=predictor.metadata.get("model"), threshold=predictor.threshold, results=results)
+
+    if can_explain:
+
+        @app.post(
+            "/v1/explain",
+            responses={**errors, 200: {"content": {"image/png": {}}, "description": "heatmap"}},
+            response_class=Response,
+        )
+        def explain(files: Annotated[list[UploadFile], File(description="exactly one image")]) -> Response:
+            from dfdetect.explain import gradcam_heatmaps, overlay
+
+            if len(files) != 1:
+                raise ImageRejected(400, "one image expected", f"/v1/explain takes one file, got {len(files)}")
+            image = decode(files[0], files[0].file.read())
+            heatmaps, p_real = gradcam_heatmaps(predictor, [image])  # type: ignore[arg-type]
+            buffer = io.BytesIO()
+            overlay(image, heatmaps[0]).save(buffer, format="PNG")
+            headers = {"X-Label": predictor.label_of(float(p_real[0])), "X-P-Real": f"{float(p_real[0]):.6f}"}
+            return Response(buffer.getvalue(), media_type="image/png", headers=headers)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(resources.files("dfdetect.serving").joinpath("static/index.html").read_text("utf-8"))
+
+    return app
