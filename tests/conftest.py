@@ -18,6 +18,17 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_synthetic_dataset(root, {"Train": 48, "Validation": 24, "Test": 24}, image_size=32, seed=1)
 
 
+@pytest.fixture(scope="session")
+def trained_run(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """own_cnn trained for one epoch on the tiny set (32 px): a real run folder for the tools that use one."""
+    from dfdetect.config import TrainConfig
+    from dfdetect.engine.trainer import fit
+
+    run = tmp_path_factory.mktemp("trained") / "own_cnn"
+    fit(TrainConfig(data=tiny_dataset, out=run, model="own_cnn", image_size=32, batch_size=8, workers=0, epochs=1))
+    return run
+
+
 @pytest.fixture
 def real_data() -> Path:
     """The DFDC face crops beside the repository; skips the test where they are absent."""

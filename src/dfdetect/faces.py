@@ -23,7 +23,7 @@ def _detector() -> Any:
     # Cascade classifiers are not thread-safe: one per thread. The XML ships inside opencv-python-headless.
     if not hasattr(_LOCAL, "cascade"):
         xml = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
-        _LOCAL.cascade = cv2.CascadeClassifier(xml)  # type: ignore[attr-defined]
+        _LOCAL.cascade = cv2.CascadeClassifier(xml)
     return _LOCAL.cascade
 
 

@@ -31,6 +31,20 @@ def _name_of(source: ImageSource, name: str | None) -> str:
     return "<upload>"
 
 
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"GIF8")
+
+
+def _has_image_signature(source: Path | str | BinaryIO) -> bool:
+    """Whether the bytes start like a JPEG, PNG, BMP, GIF or WebP file (so a failure means corruption)."""
+    if isinstance(source, Path | str):
+        with open(source, "rb") as handle:
+            head = handle.read(12)
+    else:
+        source.seek(0)
+        head = source.read(12)
+    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
 def open_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> Image.Image:
     """Open an image lazily (header only) and check its format and pixel count; nothing is decoded yet."""
     label = _name_of(source, name)
@@ -48,7 +62,10 @@ def open_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS, name: 
     except Image.DecompressionBombError as error:
         raise ImageTooLargeError(label, f"decompression bomb rejected without decoding ({error})") from None
     except (OSError, SyntaxError, ValueError) as error:  # Pillow's UnidentifiedImageError is an OSError
-        raise UnsupportedImageError(label, f"not a readable image ({error.__class__.__name__}: {error})") from None
+        reason = f"not a readable image ({error.__class__.__name__}: {error})"
+        if _has_image_signature(source):
+            raise ImageLoadError(label, f"corrupt or truncated image: {reason}") from None
+        raise UnsupportedImageError(label, reason) from None
     if image.format not in SUPPORTED_FORMATS:
         raise UnsupportedImageError(label, f"unsupported image format {image.format}; expected JPEG, PNG, WebP or BMP")
     width, height = image.size

@@ -7,6 +7,7 @@ image 415, a corrupt or truncated image 400.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from importlib import resources
@@ -77,28 +78,30 @@ class BodySizeLimit:
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             await too_large(scope, receive, send)
             return
-        received = 0
-        started = False
+        received, exceeded, answered = 0, False, False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise RequestTooLarge
+                    exceeded = True
+                    raise RequestTooLarge  # stops the app reading; FastAPI may turn it into a 400, replaced below
             return message
 
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except RequestTooLarge:
-            if not started:
+        async def guarded_send(message: Message) -> None:
+            nonlocal answered
+            if not exceeded:
+                await send(message)
+            elif not answered:
+                answered = True
                 await too_large(scope, receive, send)
+
+        with contextlib.suppress(RequestTooLarge):
+            await self.app(scope, counted_receive, guarded_send)
+        if exceeded and not answered:
+            await too_large(scope, receive, send)
 
 
 def status_of(error: ImageLoadError) -> tuple[int, str]:

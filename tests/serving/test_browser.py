@@ -1,0 +1,76 @@
+"""A real browser (Debian's headless Chromium, driven by Playwright) uses the web page end to end."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from dfdetect.inference import Predictor
+from dfdetect.serving.app import create_app
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def server(trained_run: Path) -> Iterator[str]:
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = create_app(Predictor.from_checkpoint(trained_run, device="cpu"))
+    instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not instance.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert instance.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    instance.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (Debian package `chromium`; .ci/run installs it)")
+def test_page_shows_verdict_bar_and_heatmap(server: str, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (test extra)")
+    image = tmp_path / "face.jpg"
+    Image.effect_noise((80, 60), 40).convert("RGB").save(image)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(server + "/")
+            page.wait_for_function("document.getElementById('model').textContent.includes('own_cnn')")
+            page.set_input_files("#file", str(image))
+            page.wait_for_function("/^(real|fake), \\d+%$/.test(document.getElementById('verdict').textContent)")
+            verdict = page.text_content("#verdict")
+            width = page.eval_on_selector("#bar-real", "e => parseFloat(e.style.width)")
+            assert 0 <= width <= 100
+            page.wait_for_function("document.getElementById('heatmap').naturalWidth > 0", timeout=30_000)
+            size = page.eval_on_selector("#heatmap", "e => [e.naturalWidth, e.naturalHeight]")
+            assert size == [80, 60]
+            assert page.text_content("#error") == ""
+            shot = page.screenshot(full_page=True)
+            assert Image.open(io.BytesIO(shot)).size[0] > 0
+            (tmp_path / "page.png").write_bytes(shot)
+            assert verdict is not None and verdict.split(",")[0] in {"real", "fake"}
+        finally:
+            browser.close()

@@ -1,0 +1,103 @@
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dfdetect.cli import main
+from dfdetect.inference import Predictor
+from dfdetect.prediction import expand_paths, preprocess_numpy
+from dfdetect.preprocessing import Preprocessing
+
+
+def test_expand_paths_files_folders_globs(tiny_dataset: Path, tmp_path: Path) -> None:
+    folder = tiny_dataset / "Test"
+    found = expand_paths([str(folder)])
+    assert len(found) == 24 and all(p.suffix == ".jpg" for p in found)
+    assert len(expand_paths([str(folder / "Real" / "*.jpg")])) == 12
+    missing = tmp_path / "missing.jpg"
+    assert expand_paths([str(missing), str(missing)]) == [missing]  # kept once, reported later
+
+
+def test_predict_paths_keeps_order_and_reports_bad_files(trained_run: Path, tiny_dataset: Path, tmp_path: Path) -> None:
+    predictor = Predictor.from_checkpoint(trained_run, device="cpu")
+    good = sorted((tiny_dataset / "Test" / "Fake").glob("*.jpg"))[:3]
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    results = predictor.predict_paths([good[0], text, tmp_path / "gone.jpg", *good[1:]], batch_size=2)
+    assert [r.path for r in results] == [str(p) for p in [good[0], text, tmp_path / "gone.jpg", *good[1:]]]
+    assert results[1].error and "notes.jpg" in results[1].error and results[1].p_real is None
+    assert "no such file" in (results[2].error or "")
+    ok = [r for r in results if r.error is None]
+    assert len(ok) == 3 and all(abs(r.p_fake + r.p_real - 1) < 1e-9 for r in ok)
+    assert all(r.label == ("real" if r.p_real >= 0.5 else "fake") for r in ok)
+
+
+def test_numpy_preprocessing_matches_the_torch_transform_closely() -> None:
+    import torch
+
+    from dfdetect.data.transforms import build_eval_transform
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    preprocessing = Preprocessing(input_size=64)
+    same_size = preprocess_numpy(image, preprocessing)
+    assert np.allclose(same_size, build_eval_transform(preprocessing)(image).numpy(), atol=1e-5)
+    assert torch.is_tensor(build_eval_transform(preprocessing)(image))
+
+
+def test_predict_command_formats_and_exit_code(
+    trained_run: Path, tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = str(tiny_dataset / "Test" / "Real")
+    assert main(["predict", "--model", str(trained_run), images, "--format", "jsonl", "--device", "cpu"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 12 and set(rows[0]) == {"path", "label", "p_fake", "p_real", "error"}
+    out = tmp_path / "scores.csv"
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG broken")
+    code = main(["predict", "--model", str(trained_run), images, str(bad), "--format", "csv", "--out", str(out)])
+    assert code == 1  # one image failed
+    lines = out.read_text().splitlines()
+    assert lines[0] == "path,label,p_fake,p_real,error" and len(lines) == 14 and "bad.png" in lines[-1]
+    assert main(["predict", "--model", str(trained_run), images, "--format", "table"]) == 0
+    assert "p_fake" in capsys.readouterr().out
+
+
+def test_explain_writes_heatmaps(trained_run: Path, tiny_dataset: Path, tmp_path: Path) -> None:
+    image = sorted((tiny_dataset / "Test" / "Fake").glob("*.jpg"))[0]
+    assert (
+        main(
+            ["predict", "--model", str(trained_run), str(image), "--explain", str(tmp_path / "cam"), "--format", "json"]
+        )
+        == 0
+    )
+    heatmap = Image.open(tmp_path / "cam" / f"{image.stem}.gradcam.png")
+    assert heatmap.size == Image.open(image).size
+
+
+def test_crop_face_finds_the_astronauts_face(trained_run: Path, tmp_path: Path) -> None:
+    skimage_data = pytest.importorskip("skimage.data")
+    from dfdetect.faces import NoFaceError, crop_largest_face
+
+    photo = Image.fromarray(skimage_data.astronaut())  # 512 x 512, face near the top centre
+    face = crop_largest_face(photo)
+    assert (80 < face.width < 400 and face.width == face.height) or abs(face.width - face.height) < 40
+    with pytest.raises(NoFaceError, match="no face found"):
+        crop_largest_face(Image.new("RGB", (200, 200), "gray"), "blank.png")
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 200), "gray").save(blank)
+    photo_path = tmp_path / "astronaut.png"
+    photo.save(photo_path)
+    buffer = io.StringIO()
+    sys_stdout, sys.stdout = sys.stdout, buffer
+    try:
+        code = main(
+            ["predict", "--model", str(trained_run), str(photo_path), str(blank), "--crop-face", "--format", "json"]
+        )
+    finally:
+        sys.stdout = sys_stdout
+    rows = json.loads(buffer.getvalue())
+    assert code == 1 and rows[0]["error"] is None and "no face found" in rows[1]["error"]
