@@ -115,8 +115,11 @@ def run_tune(*args: str) -> subprocess.Popen[bytes]:
 
 
 def trial_states(database: Path) -> list[str]:
-    with sqlite3.connect(database) as connection:
-        return [row[0] for row in connection.execute("SELECT state FROM trials ORDER BY number")]
+    try:
+        with sqlite3.connect(database) as connection:
+            return [row[0] for row in connection.execute("SELECT state FROM trials ORDER BY number")]
+    except sqlite3.OperationalError:  # the file exists but Optuna has not created its tables yet
+        return []
 
 
 def test_killed_study_resumes_to_exactly_the_requested_trials(tiny_dataset: Path, tmp_path: Path) -> None:

@@ -144,7 +144,11 @@ def open_study(
     heartbeat = max(1, min(5, grace_seconds // 2))
     for attempt in range(5):
         try:
-            storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=heartbeat, grace_period=grace_seconds)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats since Optuna 2.9
+                storage = optuna.storages.RDBStorage(
+                    storage_url, heartbeat_interval=heartbeat, grace_period=grace_seconds
+                )
             return optuna.create_study(
                 storage=storage,
                 study_name=study_name,

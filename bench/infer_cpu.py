@@ -1,0 +1,168 @@
+"""CPU inference, side by side: PyTorch eager fp32 against the other CPU paths, same model, same inputs.
+
+    python bench/infer_cpu.py                                       # own_cnn and densenet121 at 224 and 256 px
+    python bench/infer_cpu.py --checkpoint runs/densenet121 --data ../shared/data/dfdc-faces   # + label parity
+
+Paths: eager fp32 (NCHW), channels_last fp32, channels_last + bf16 autocast (CPUs with bf16), ONNX Runtime
+fp32, OpenVINO fp32 and OpenVINO bf16 (when `openvino` is installed). For each: images/s at batch 32 and
+latency at batch 1 (medians). With --checkpoint and --data, every path scores the Test split and the table
+gives the share of labels equal to eager fp32's (target >= 99.5%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dfdetect.data.discovery import list_samples, split_folder
+from dfdetect.data.images import load_rgb
+from dfdetect.inference import load_model
+from dfdetect.models import Detector, create_model
+from dfdetect.prediction import preprocess_numpy
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+def onnx_bytes(model: Detector, size: int) -> bytes:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.randn(1, 3, size, size),),
+            buffer,
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    return buffer.getvalue()
+
+
+def runners(model: Detector, size: int) -> dict[str, Runner]:
+    """Every available CPU path for one model, as numpy -> logits functions."""
+    model = model.float().eval()
+    paths: dict[str, Runner] = {}
+
+    def torch_runner(memory_format: torch.memory_format, bf16: bool) -> Runner:
+        copy = create_model_like(model).to(memory_format=memory_format)
+
+        @torch.inference_mode()
+        def run(batch: np.ndarray) -> np.ndarray:
+            tensor = torch.from_numpy(batch).contiguous(memory_format=memory_format)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                return copy(tensor).float().numpy()
+
+        return run
+
+    paths["eager fp32"] = torch_runner(torch.contiguous_format, False)
+    paths["channels_last fp32"] = torch_runner(torch.channels_last, False)
+    if "AVX512" in torch.backends.cpu.get_cpu_capability() or "AMX" in torch.backends.cpu.get_cpu_capability():
+        paths["channels_last bf16"] = torch_runner(torch.channels_last, True)
+    exported = onnx_bytes(model, size)
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(exported, options, providers=["CPUExecutionProvider"])
+    paths["onnxruntime fp32"] = lambda batch: session.run(None, {"images": batch})[0]
+    try:
+        import openvino as ov
+    except ImportError:
+        return paths
+    core = ov.Core()
+    ov_model = core.read_model(exported) if hasattr(core, "read_model") else None
+    for precision in ("f32", "bf16"):
+        compiled = core.compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": precision})
+        request = compiled.create_infer_request()
+        paths[f"openvino {precision.replace('f32', 'fp32')}"] = lambda batch, request=request: request.infer(
+            {0: batch}
+        )[0].copy()
+    return paths
+
+
+def create_model_like(model: Detector) -> Detector:
+    """An independent copy with the same weights (each path gets its own module)."""
+    copy = create_model(model.name, image_size=model.preprocessing.input_size)
+    copy.load_state_dict(model.state_dict())
+    return copy.eval()
+
+
+def time_runner(run: Runner, batch: np.ndarray, repeats: int) -> float:
+    run(batch)
+    run(batch)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(batch)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="own_cnn,densenet121")
+    parser.add_argument("--sizes", default="224,256")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--checkpoint", type=Path, help="a trained run for the label-parity check")
+    parser.add_argument("--data", type=Path, help="dataset whose Test split the parity check scores")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    print(
+        f"CPU: {torch.get_num_threads()} threads, capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"torch {torch.__version__}"
+    )
+    print("| model | size | path | img/s @ batch 32 | x eager | latency @ batch 1 (ms) |\n|---|---|---|---|---|---|")
+    for name in args.models.split(","):
+        for size in (int(s) for s in args.sizes.split(",")):
+            torch.manual_seed(0)
+            paths = runners(create_model(name, image_size=size), size)
+            batch = rng.standard_normal((args.batch_size, 3, size, size)).astype(np.float32)
+            single = batch[:1].copy()
+            baseline = None
+            for path, run in paths.items():
+                throughput = args.batch_size / time_runner(run, batch, args.repeats)
+                latency = time_runner(run, single, args.repeats * 4) * 1000
+                baseline = baseline or throughput
+                print(
+                    f"| {name} | {size} | {path} | {throughput:.1f} | {throughput / baseline:.2f}x | {latency:.1f} |",
+                    flush=True,
+                )
+    if args.checkpoint and args.data:
+        parity(args.checkpoint, args.data, args.batch_size)
+
+
+def parity(checkpoint: Path, data: Path, batch_size: int) -> None:
+    """Share of Test labels each path gives identically to eager fp32."""
+    model, metadata = load_model(checkpoint)
+    size = model.preprocessing.input_size
+    samples = list_samples(split_folder(data, "Test"))
+    inputs = np.stack([preprocess_numpy(load_rgb(s.path), model.preprocessing) for s in samples])
+    paths = runners(model, size)
+    scores = {}
+    for path, run in paths.items():
+        logits = np.concatenate([run(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
+        scores[path] = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    reference = scores["eager fp32"] >= 0.5
+    print(
+        f"\nLabel parity with eager fp32: {metadata['model']} from {checkpoint} at {size} px, "
+        f"{len(samples)} images of {data}/Test"
+    )
+    print("| path | same label | max abs diff in P(Real) |\n|---|---|---|")
+    for path, values in scores.items():
+        same = float(np.mean((values >= 0.5) == reference))
+        print(f"| {path} | {same:.2%} | {np.max(np.abs(values - scores['eager fp32'])):.2e} |")
+
+
+if __name__ == "__main__":
+    main()
