@@ -279,16 +279,9 @@ def format_predictions(predictions: list[Any], fmt: str) -> str:
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    from dfdetect.prediction import expand_paths
+    from dfdetect.prediction import expand_paths, load_predictor
 
-    if args.runtime == "onnx" or (args.runtime == "auto" and args.model.suffix == ".onnx"):
-        from dfdetect.onnx_runtime import OnnxPredictor
-
-        predictor: Any = OnnxPredictor(args.model, threshold=args.threshold)
-    else:
-        from dfdetect.inference import Predictor
-
-        predictor = Predictor.from_checkpoint(args.model, device=args.device, threshold=args.threshold)
+    predictor = load_predictor(args.model, runtime=args.runtime, device=args.device, threshold=args.threshold)
     paths = expand_paths(args.paths)
     if not paths:
         print("error: no images found in the given paths", file=sys.stderr)
@@ -344,7 +337,7 @@ def command_export(args: argparse.Namespace) -> int:
 def command_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from dfdetect.inference import load_predictor
+    from dfdetect.prediction import load_predictor
     from dfdetect.serving.app import create_app
 
     predictor = load_predictor(args.model, runtime=args.runtime, device=args.device, threshold=args.threshold)

@@ -21,7 +21,7 @@ from dfdetect.preprocessing import Preprocessing
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Prediction", "Predictor", "load_model", "load_predictor"]
+__all__ = ["Prediction", "Predictor", "load_model"]
 
 
 def find_test_metrics(checkpoint: Path) -> dict[str, Any] | None:
@@ -82,12 +82,3 @@ class Predictor(BasePredictor):
 
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self.predict_tensor(self.preprocess(images))
-
-
-def load_predictor(model: Path, runtime: str = "auto", device: str = "auto", threshold: float = 0.5) -> BasePredictor:
-    """A run folder or checkpoint (PyTorch), or an exported .onnx file (ONNX Runtime)."""
-    if runtime == "onnx" or (runtime == "auto" and model.suffix == ".onnx"):
-        from dfdetect.onnx_runtime import OnnxPredictor
-
-        return OnnxPredictor(model, threshold=threshold)
-    return Predictor.from_checkpoint(model, device=device, threshold=threshold)

@@ -135,3 +135,14 @@ class BasePredictor(ABC):
             "test_metrics": self.metadata.get("test_metrics"),
             "epoch": self.metadata.get("epoch"),
         }
+
+
+def load_predictor(model: Path, runtime: str = "auto", device: str = "auto", threshold: float = 0.5) -> BasePredictor:
+    """A run folder or checkpoint (PyTorch), or an exported .onnx file (ONNX Runtime, which never imports torch)."""
+    if runtime == "onnx" or model.suffix == ".onnx":
+        from dfdetect.onnx_runtime import OnnxPredictor
+
+        return OnnxPredictor(model, threshold=threshold)
+    from dfdetect.inference import Predictor
+
+    return Predictor.from_checkpoint(model, device=device, threshold=threshold)
