@@ -29,9 +29,9 @@ from dfdetect.data.dataset import FaceDataset
 from dfdetect.data.discovery import list_samples, split_folder
 from dfdetect.data.images import load_rgb
 from dfdetect.data.synthetic import make_synthetic_dataset
-from dfdetect.engine.device import autocast, default_workers, memory_format, place_model, resolve_device
+from dfdetect.engine.device import default_workers, memory_format, place_model, resolve_device
 from dfdetect.engine.distributed import DistributedContext
-from dfdetect.engine.trainer import build_loader, build_optimizer, train_one_epoch
+from dfdetect.engine.trainer import build_loader, build_optimizer, train_one_epoch, training_step
 from dfdetect.models import create_model
 
 
@@ -124,12 +124,7 @@ def model_step_ceiling(
     labels = torch.randint(0, 2, (batch,), device=device).float()
 
     def step() -> None:
-        with autocast(device):
-            logits = step_model(images)
-        loss = criterion(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        training_step(step_model, images, labels, criterion, optimizer, device)
 
     for _ in range(3):
         step()

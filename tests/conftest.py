@@ -8,6 +8,9 @@ import pytest
 
 from dfdetect.data.synthetic import make_synthetic_dataset
 
+TINY_TRAIN_FLAGS = ["--model", "own_cnn", "--image-size", "32", "--batch-size", "8", "--workers", "0"]
+"""Command-line options for a seconds-long training run on `tiny_dataset`."""
+
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dfdc-faces"
 
 

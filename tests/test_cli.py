@@ -16,19 +16,9 @@ import torch
 
 from dfdetect.cli import main
 from dfdetect.metrics import METRIC_KEYS
+from tests.conftest import TINY_TRAIN_FLAGS
 
-TRAIN_FLAGS = [
-    "--model",
-    "own_cnn",
-    "--image-size",
-    "32",
-    "--batch-size",
-    "8",
-    "--workers",
-    "0",
-    "--seed",
-    "3",
-]
+TRAIN_FLAGS = [*TINY_TRAIN_FLAGS, "--seed", "3"]
 
 
 def read_history(run: Path) -> list[dict[str, str]]:

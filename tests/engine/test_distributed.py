@@ -12,26 +12,9 @@ from pathlib import Path
 import pytest
 
 from dfdetect.data.dataset import EpochSampler
+from tests.conftest import TINY_TRAIN_FLAGS
 
-FLAGS = [
-    "--model",
-    "own_cnn",
-    "--image-size",
-    "32",
-    "--batch-size",
-    "8",
-    "--epochs",
-    "2",
-    "--workers",
-    "0",
-    "--device",
-    "cpu",
-    "--seed",
-    "5",
-    "--no-augment",
-    "--lr",
-    "3e-4",
-]
+FLAGS = [*TINY_TRAIN_FLAGS, "--epochs", "2", "--device", "cpu", "--seed", "5", "--no-augment", "--lr", "3e-4"]
 # BatchNorm sees half batches on each of the 2 ranks and float sums run in another order, so the runs are
 # close, not identical (0.023 apart when measured): validation loss within 0.05, accuracy within 2 of 24 images.
 VAL_LOSS_TOLERANCE, VAL_ACC_TOLERANCE = 0.05, 2 / 24 + 1e-9

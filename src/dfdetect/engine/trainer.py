@@ -150,6 +150,24 @@ def prepare_data(config: TrainConfig) -> DataBundle:
     return DataBundle(train, validation, bad_train + bad_validation, len(train_all))
 
 
+def training_step(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on a batch already on the device (bf16 autocast on CUDA); returns (loss, logits)."""
+    with autocast(device):
+        logits = model(images)
+    loss = criterion(logits.float(), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss, logits
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: DataLoader,
@@ -167,12 +185,7 @@ def train_one_epoch(
     for images, labels in bar:
         images = images.to(device, non_blocking=True, memory_format=memory_format(device))
         labels = labels.to(device, non_blocking=True)
-        with autocast(device):
-            logits = model(images)
-        loss = criterion(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss, logits = training_step(model, images, labels, criterion, optimizer, device)
         batch = labels.numel()
         total_loss += loss.item() * batch
         correct += int(((logits.detach() >= 0).float() == labels).sum().item())
