@@ -15,6 +15,7 @@ from dfdetect.errors import ConfigError
 from dfdetect.preprocessing import AugmentConfig
 
 DEVICES = ("auto", "cpu", "cuda")
+PIPELINES = ("auto", "workers", "device_cache")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ class TrainConfig:
     strict_data: bool = False
     max_image_pixels: int = 40_000_000
     compile: bool = False
+    input_pipeline: str = "auto"
+    """workers (PIL in DataLoader workers), device_cache (decode once, augment batches on the device), or auto:
+    device_cache on CUDA when the decoded split fits in cache_max_gb, else workers."""
+    cache_max_gb: float = 16.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -64,6 +69,8 @@ class TrainConfig:
             (0 < self.backbone_lr_factor <= 1, "backbone_lr_factor must be in (0, 1]"),
             (self.workers >= -1, "workers must be >= -1"),
             (self.max_image_pixels > 0, "max_image_pixels must be > 0"),
+            (self.input_pipeline in PIPELINES, f"input_pipeline must be one of {PIPELINES}"),
+            (self.cache_max_gb >= 0, "cache_max_gb must be >= 0"),
             (
                 self.device in DEVICES or self.device.startswith("cuda:"),
                 f"device must be one of {DEVICES} or cuda:N",

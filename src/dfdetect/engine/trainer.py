@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from dfdetect.config import TrainConfig, save_config
 from dfdetect.data.dataset import EpochSampler, FaceDataset, make_loader, stratified_fraction
 from dfdetect.data.discovery import BadFile, Sample, class_counts, load_split, write_bad_files
+from dfdetect.data.gpu_pipeline import BatchAugment, CachedBatches, DecodedImages, cache_bytes
 from dfdetect.data.transforms import Preprocessing, build_eval_transform, build_train_transform
 from dfdetect.engine.checkpoint import build_metadata, load_checkpoint, save_checkpoint
 from dfdetect.engine.device import autocast, default_workers, memory_format, place_model, resolve_device
@@ -235,11 +236,14 @@ def build_loader(
     context: DistributedContext,
     train: bool,
 ) -> DataLoader:
-    """The training (augmented, shuffled, seeded) or validation loader; this rank's shard of a global batch."""
-    transform = build_train_transform(preprocessing, config.augment) if train else build_eval_transform(preprocessing)
-    dataset = FaceDataset(samples, transform, config.max_image_pixels)
+    """The training (augmented, shuffled, seeded) or validation loader; this rank's shard of a global batch.
+
+    Either PIL decoding in DataLoader workers, or (input_pipeline device_cache, the CUDA default when it fits)
+    batches read from a decoded uint8 cache and augmented on the device.
+    """
+    per_rank_batch = max(1, config.batch_size // context.world_size)
     sampler = EpochSampler(
-        len(dataset),
+        len(samples),
         shuffle=train,
         seed=config.seed,
         rank=context.rank,
@@ -247,7 +251,13 @@ def build_loader(
         seeded=train,
         pad=train,
     )
-    per_rank_batch = max(1, config.batch_size // context.world_size)
+    if input_pipeline(config, device, len(samples), preprocessing.input_size) == "device_cache":
+        cache = DecodedImages(samples, preprocessing, config.max_image_pixels)
+        cache.to_device_if_it_fits(device)
+        augment = BatchAugment(config.augment if train else None, preprocessing)
+        return CachedBatches(cache, sampler, per_rank_batch, device, augment)  # type: ignore[return-value]
+    transform = build_train_transform(preprocessing, config.augment) if train else build_eval_transform(preprocessing)
+    dataset = FaceDataset(samples, transform, config.max_image_pixels)
     return make_loader(
         dataset,
         per_rank_batch,
@@ -256,6 +266,14 @@ def build_loader(
         pin_memory=device.type == "cuda",
         persistent=True,
     )
+
+
+def input_pipeline(config: TrainConfig, device: torch.device, count: int, size: int) -> str:
+    """Which input path a run uses (see TrainConfig.input_pipeline)."""
+    if config.input_pipeline != "auto":
+        return config.input_pipeline
+    fits = cache_bytes(count, size) <= config.cache_max_gb * 2**30
+    return "device_cache" if device.type == "cuda" and fits else "workers"
 
 
 def build_optimizer(model: Detector, config: TrainConfig) -> torch.optim.Adam:

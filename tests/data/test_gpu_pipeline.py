@@ -1,0 +1,85 @@
+"""The CUDA input path (decoded cache + batch augmentation), exercised on the CPU where CI runs."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dfdetect.config import TrainConfig
+from dfdetect.data.dataset import EpochSampler
+from dfdetect.data.discovery import list_samples, split_folder
+from dfdetect.data.gpu_pipeline import BatchAugment, CachedBatches, DecodedImages
+from dfdetect.data.transforms import build_eval_transform
+from dfdetect.engine.trainer import fit, input_pipeline
+from dfdetect.preprocessing import AugmentConfig, Preprocessing
+
+PRE = Preprocessing(input_size=32)
+
+
+@pytest.fixture(scope="module")
+def cache(tiny_dataset: Path) -> DecodedImages:
+    return DecodedImages(list_samples(split_folder(tiny_dataset, "Test")), PRE)
+
+
+def test_cache_holds_every_image_decoded_once(cache: DecodedImages, tiny_dataset: Path) -> None:
+    samples = list_samples(split_folder(tiny_dataset, "Test"))
+    assert cache.images.shape == (24, 3, 32, 32) and cache.images.dtype == torch.uint8
+    first = np.asarray(Image.open(samples[0].path).convert("RGB"))
+    assert np.array_equal(cache.images[0].permute(1, 2, 0).numpy(), first)
+    assert cache.labels.tolist() == [float(s.label) for s in samples]
+
+
+def test_no_augmentation_matches_the_eval_transform(cache: DecodedImages) -> None:
+    batch = BatchAugment(None, PRE)(cache.images[:4])
+    expected = torch.stack(
+        [build_eval_transform(PRE)(Image.fromarray(img.permute(1, 2, 0).numpy())) for img in cache.images[:4]]
+    )
+    assert torch.allclose(batch, expected, atol=1e-5)
+    assert torch.allclose(BatchAugment(AugmentConfig.none(), PRE)(cache.images[:4]), expected, atol=1e-5)
+
+
+def test_flip_alone_mirrors_the_images(cache: DecodedImages) -> None:
+    flip_only = AugmentConfig.none().__class__(**{**AugmentConfig.none().__dict__, "hflip_p": 1.0})
+    flipped = BatchAugment(flip_only, PRE)(cache.images[:4])
+    assert torch.allclose(flipped, BatchAugment(None, PRE)(cache.images[:4]).flip(-1), atol=1e-4)
+
+
+def test_full_augmentation_is_seeded_and_random(cache: DecodedImages) -> None:
+    always = AugmentConfig(hflip_p=1, rotation_p=1, color_jitter_p=1, resized_crop_p=1, jpeg_p=1, blur_p=1)
+    augment = BatchAugment(always, PRE)
+    first = augment(cache.images[:6], torch.Generator().manual_seed(1))
+    again = augment(cache.images[:6], torch.Generator().manual_seed(1))
+    other = augment(cache.images[:6], torch.Generator().manual_seed(2))
+    assert first.shape == (6, 3, 32, 32) and torch.isfinite(first).all()
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert not torch.allclose(first, BatchAugment(None, PRE)(cache.images[:6]), atol=1e-2)
+
+
+def test_cached_batches_follow_the_sampler(cache: DecodedImages) -> None:
+    sampler = EpochSampler(len(cache), shuffle=True, seed=4, seeded=True)
+    batches = CachedBatches(cache, sampler, 10, torch.device("cpu"), BatchAugment(None, PRE))
+    assert len(batches) == 3
+    labels = torch.cat([labels for _, labels in batches])
+    order = [index for index, _ in sampler]
+    assert labels.tolist() == cache.labels[order].tolist()
+
+
+def test_trainer_runs_on_the_cache_and_auto_picks_workers_on_cpu(tiny_dataset: Path, tmp_path: Path) -> None:
+    config = TrainConfig(
+        data=tiny_dataset,
+        out=tmp_path / "run",
+        model="own_cnn",
+        image_size=32,
+        batch_size=8,
+        workers=0,
+        epochs=2,
+        input_pipeline="device_cache",
+    )
+    result = fit(config)
+    assert result.epochs_run == 2 and all(np.isfinite(row["val_loss"]) for row in result.history)
+    assert input_pipeline(config.replace(input_pipeline="auto"), torch.device("cpu"), 10, 32) == "workers"
+    assert input_pipeline(config.replace(input_pipeline="auto"), torch.device("cuda"), 10, 32) == "device_cache"
+    too_big = config.replace(input_pipeline="auto", cache_max_gb=0.0)
+    assert input_pipeline(too_big, torch.device("cuda"), 10, 32) == "workers"
