@@ -27,7 +27,6 @@ from torchvision import transforms as v1
 from dfdetect.config import TrainConfig
 from dfdetect.data.dataset import FaceDataset
 from dfdetect.data.discovery import list_samples, split_folder
-from dfdetect.data.images import load_rgb
 from dfdetect.data.synthetic import make_synthetic_dataset
 from dfdetect.engine.device import default_workers, memory_format, place_model, resolve_device
 from dfdetect.engine.distributed import DistributedContext
@@ -186,13 +185,11 @@ def decode_rates(samples, size: int, batch: int, device: torch.device) -> dict[s
             )
         synchronize(device)
         rates["decode_jpeg on GPU (batched)"] = len(raw) / (time.perf_counter() - start)
-        cache = torch.stack(
-            [
-                torch.from_numpy(__import__("numpy").asarray(load_rgb(s.path).resize((size, size)))).permute(2, 0, 1)
-                for s in samples
-            ]
-        )
-        cache = cache.pin_memory()
+        from dfdetect.data.gpu_pipeline import DecodedImages
+        from dfdetect.preprocessing import Preprocessing as Spec
+
+        cache = DecodedImages(samples, Spec(input_size=size)).images
+        cache = cache if cache.is_pinned() else cache.pin_memory()
         start = time.perf_counter()
         for _ in range(0, len(cache), batch):
             order = torch.randint(0, len(cache), (batch,))
