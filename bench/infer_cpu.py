@@ -12,10 +12,8 @@ gives the share of labels equal to eager fp32's (target >= 99.5%).
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,28 +22,12 @@ import torch
 
 from dfdetect.data.discovery import list_samples, split_folder
 from dfdetect.data.images import load_rgb
+from dfdetect.export import onnx_bytes
 from dfdetect.inference import load_model
 from dfdetect.models import Detector, create_model
 from dfdetect.prediction import preprocess_numpy
 
 Runner = Callable[[np.ndarray], np.ndarray]
-
-
-def onnx_bytes(model: Detector, size: int) -> bytes:
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (torch.randn(1, 3, size, size),),
-            buffer,
-            input_names=["images"],
-            output_names=["logits"],
-            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
-    return buffer.getvalue()
 
 
 def runners(model: Detector, size: int) -> dict[str, Runner]:
@@ -68,7 +50,7 @@ def runners(model: Detector, size: int) -> dict[str, Runner]:
     paths["channels_last fp32"] = torch_runner(torch.channels_last, False)
     if "AVX512" in torch.backends.cpu.get_cpu_capability() or "AMX" in torch.backends.cpu.get_cpu_capability():
         paths["channels_last bf16"] = torch_runner(torch.channels_last, True)
-    exported = onnx_bytes(model, size)
+    exported = onnx_bytes(model)
     import onnxruntime as ort
 
     options = ort.SessionOptions()

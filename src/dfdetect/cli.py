@@ -299,7 +299,7 @@ def command_predict(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     if args.explain is not None:
-        if predictor.runtime != "torch":
+        if not predictor.supports_explain:
             print("error: --explain needs a PyTorch checkpoint (Grad-CAM), not an ONNX model", file=sys.stderr)
             return 2
         write_explanations(predictor, predictions, args.explain, prepare)
@@ -412,7 +412,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", type=Path, help="write the results to a file")
     predict.add_argument("--threshold", type=float, default=0.5, help="real when P(Real) >= this")
     predict.add_argument("--batch-size", type=int, default=32)
-    predict.add_argument("--runtime", choices=("auto", "torch", "onnx"), default="auto")
+    predict.add_argument(
+        "--runtime",
+        choices=("auto", "torch", "onnx", "openvino"),
+        default="auto",
+        help="auto: ONNX Runtime for .onnx files, OpenVINO on CPU when installed, else PyTorch",
+    )
     predict.add_argument("--device", default="auto")
     predict.add_argument("--explain", type=Path, metavar="DIR", help="write Grad-CAM overlays to DIR")
     predict.add_argument("--crop-face", action="store_true", help="score the largest detected face (OpenCV)")
@@ -427,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", type=Path, required=True, help="run folder, checkpoint, or exported .onnx")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--runtime", choices=("auto", "torch", "onnx"), default="auto")
+    serve.add_argument("--runtime", choices=("auto", "torch", "onnx", "openvino"), default="auto")
     serve.add_argument("--device", default="auto")
     serve.add_argument("--threshold", type=float, default=0.5)
     serve.add_argument("--max-upload-mb", type=float, default=10.0)

@@ -52,6 +52,7 @@ class Predictor(BasePredictor):
     """Scores images with a trained detector in PyTorch; safe for concurrent calls (inference only)."""
 
     runtime = "torch"
+    supports_explain = True
 
     def __init__(
         self, model: Detector, metadata: dict[str, Any] | None = None, device: str = "auto", threshold: float = 0.5

@@ -76,6 +76,7 @@ class BasePredictor(ABC):
     metadata: dict[str, Any]
     threshold: float = 0.5
     runtime: str = ""
+    supports_explain: bool = False
 
     @abstractmethod
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -138,11 +139,26 @@ class BasePredictor(ABC):
 
 
 def load_predictor(model: Path, runtime: str = "auto", device: str = "auto", threshold: float = 0.5) -> BasePredictor:
-    """A run folder or checkpoint (PyTorch), or an exported .onnx file (ONNX Runtime, which never imports torch)."""
+    """A run folder or checkpoint, or an exported .onnx file, on the fastest path that keeps the labels.
+
+    runtime: torch, onnx (ONNX Runtime, never imports torch), openvino (CPU), or auto: ONNX Runtime for .onnx
+    files; for checkpoints OpenVINO when scoring on the CPU and it is installed (the fastest CPU path that passed
+    the label-parity check in bench/infer_cpu.py), else PyTorch.
+    """
     if runtime == "onnx" or model.suffix == ".onnx":
         from dfdetect.onnx_runtime import OnnxPredictor
 
         return OnnxPredictor(model, threshold=threshold)
     from dfdetect.inference import Predictor
 
-    return Predictor.from_checkpoint(model, device=device, threshold=threshold)
+    predictor = Predictor.from_checkpoint(model, device=device, threshold=threshold)
+    if runtime == "openvino" or (runtime == "auto" and predictor.device.type == "cpu"):
+        from dfdetect.openvino_runtime import OpenVinoPredictor, openvino_available
+
+        if openvino_available():
+            return OpenVinoPredictor(predictor)
+        if runtime == "openvino":
+            from dfdetect.errors import ConfigError
+
+            raise ConfigError("--runtime openvino needs the `openvino` package: pip install openvino")
+    return predictor

@@ -124,7 +124,7 @@ def create_app(
         description="Deepfake face detector. Labels: 0 = Fake, 1 = Real; p_real = P(Real).",
     )
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes)
-    can_explain = predictor.runtime == "torch"
+    can_explain = predictor.supports_explain
     errors: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorResponse, "description": text}
         for code, text in (
