@@ -212,7 +212,7 @@ def predict_loader(
         with autocast(device):
             logits = model(images)
         all_scores.append(torch.sigmoid(logits.float()).cpu())
-        all_labels.append(labels)
+        all_labels.append(labels.cpu())  # the device cache yields labels already on the GPU
     return torch.cat(all_labels).numpy().astype(int), torch.cat(all_scores).numpy().astype(np.float64)
 
 
@@ -300,16 +300,11 @@ def write_history(history: list[dict[str, float]], path: Path) -> None:
 def save_learning_curves(history: list[dict[str, float]], run_dir: Path, model_name: str) -> None:
     """accuracy.png and loss.png: train vs validation per epoch."""
     epochs = [int(row["epoch"]) for row in history]
-    for metric in ("acc", "loss"):
-        title = f"{model_name}: {'accuracy' if metric == 'acc' else 'loss'} per epoch"
-        figure = plot_learning_curve(
-            epochs,
-            [row[f"train_{metric}"] for row in history],
-            [row[f"val_{metric}"] for row in history],
-            "accuracy" if metric == "acc" else "loss",
-            title,
-        )
-        save_figure(figure, run_dir / f"{'accuracy' if metric == 'acc' else 'loss'}.png")
+    for key, metric in (("acc", "accuracy"), ("loss", "loss")):
+        train = [row[f"train_{key}"] for row in history]
+        validation = [row[f"val_{key}"] for row in history]
+        figure = plot_learning_curve(epochs, train, validation, metric, f"{model_name}: {metric} per epoch")
+        save_figure(figure, run_dir / f"{metric}.png")
 
 
 def fit(
