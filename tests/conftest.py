@@ -6,10 +6,18 @@ from pathlib import Path
 
 import pytest
 
+from dfdetect.config import TrainConfig
 from dfdetect.data.synthetic import make_synthetic_dataset
 
 TINY_TRAIN_FLAGS = ["--model", "own_cnn", "--image-size", "32", "--batch-size", "8", "--workers", "0"]
 """Command-line options for a seconds-long training run on `tiny_dataset`."""
+
+
+def tiny_config(data: Path, out: Path, **changes: object) -> TrainConfig:
+    """A seconds-long own_cnn run on `tiny_dataset` (32 px, batch 8, no workers); `changes` override any key."""
+    defaults: dict[str, object] = {"model": "own_cnn", "image_size": 32, "batch_size": 8, "workers": 0, "epochs": 1}
+    return TrainConfig(data=data, out=out, **{**defaults, **changes})  # type: ignore[arg-type]
+
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dfdc-faces"
 
@@ -24,11 +32,10 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """own_cnn trained for one epoch on the tiny set (32 px): a real run folder for the tools that use one."""
-    from dfdetect.config import TrainConfig
     from dfdetect.engine.trainer import fit
 
     run = tmp_path_factory.mktemp("trained") / "own_cnn"
-    fit(TrainConfig(data=tiny_dataset, out=run, model="own_cnn", image_size=32, batch_size=8, workers=0, epochs=1))
+    fit(tiny_config(tiny_dataset, run))
     return run
 
 

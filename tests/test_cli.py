@@ -16,7 +16,7 @@ import torch
 
 from dfdetect.cli import main
 from dfdetect.metrics import METRIC_KEYS
-from tests.conftest import TINY_TRAIN_FLAGS
+from tests.conftest import TINY_TRAIN_FLAGS, tiny_config
 
 TRAIN_FLAGS = [*TINY_TRAIN_FLAGS, "--seed", "3"]
 
@@ -185,21 +185,10 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_dataset:
 
 
 def test_early_stopping_restores_the_best_epoch(tiny_dataset: Path, tmp_path: Path) -> None:
-    from dfdetect.config import TrainConfig
     from dfdetect.engine.checkpoint import load_checkpoint
     from dfdetect.engine.trainer import fit
 
-    config = TrainConfig(
-        data=tiny_dataset,
-        out=tmp_path / "run",
-        model="own_cnn",
-        image_size=32,
-        batch_size=8,
-        workers=0,
-        epochs=30,
-        patience=1,
-        lr=1e-2,
-    )
+    config = tiny_config(tiny_dataset, tmp_path / "run", epochs=30, patience=1, lr=1e-2)
     result = fit(config)
     assert result.stopped_early and result.epochs_run < 30
     assert result.epochs_run == result.best_epoch + 1  # patience 1: one epoch without improvement stops
@@ -221,14 +210,12 @@ def test_fine_tuning_policies(tiny_dataset: Path, tmp_path: Path) -> None:
     groups = build_optimizer(model, TrainConfig(lr=1e-3, backbone_lr_factor=0.1)).param_groups
     assert [(g["name"], g["lr"]) for g in groups] == [("backbone", pytest.approx(1e-4)), ("head", 1e-3)]
 
-    config = TrainConfig(
-        data=tiny_dataset,
-        out=tmp_path / "frozen",
+    config = tiny_config(
+        tiny_dataset,
+        tmp_path / "frozen",
         model="efficientnet_lite0",
         pretrained=True,
         image_size=64,
-        batch_size=8,
-        workers=0,
         epochs=2,
         patience=5,
         freeze_backbone_epochs=1,

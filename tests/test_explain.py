@@ -3,20 +3,18 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from dfdetect.config import TrainConfig
 from dfdetect.engine.trainer import fit
 from dfdetect.explain import gradcam_heatmaps, overlay
 from dfdetect.inference import Predictor
 from dfdetect.models import list_models
+from tests.conftest import tiny_config
 
 
 @pytest.mark.parametrize("name", list_models())
 def test_gradcam_for_every_registered_model(name: str, tiny_dataset: Path, tmp_path: Path) -> None:
     # A briefly trained model (an untrained one can legitimately give an all-zero map), at 96 px so that
     # networks with stride 32 still have a 3x3 feature map to localise on.
-    config = TrainConfig(
-        data=tiny_dataset, out=tmp_path / name, model=name, image_size=96, batch_size=8, workers=0, epochs=2, lr=3e-3
-    )
+    config = tiny_config(tiny_dataset, tmp_path / name, model=name, image_size=96, epochs=2, lr=3e-3)
     result = fit(config)
     assert result.model is not None
     predictor = Predictor(result.model, device="cpu")

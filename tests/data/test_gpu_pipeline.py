@@ -7,13 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from dfdetect.config import TrainConfig
 from dfdetect.data.dataset import EpochSampler
 from dfdetect.data.discovery import list_samples, split_folder
 from dfdetect.data.gpu_pipeline import BatchAugment, CachedBatches, DecodedImages
 from dfdetect.data.transforms import build_eval_transform
 from dfdetect.engine.trainer import fit, input_pipeline
 from dfdetect.preprocessing import AugmentConfig, Preprocessing
+from tests.conftest import tiny_config
 
 PRE = Preprocessing(input_size=32)
 
@@ -67,16 +67,7 @@ def test_cached_batches_follow_the_sampler(cache: DecodedImages) -> None:
 
 
 def test_trainer_runs_on_the_cache_and_auto_picks_workers_on_cpu(tiny_dataset: Path, tmp_path: Path) -> None:
-    config = TrainConfig(
-        data=tiny_dataset,
-        out=tmp_path / "run",
-        model="own_cnn",
-        image_size=32,
-        batch_size=8,
-        workers=0,
-        epochs=2,
-        input_pipeline="device_cache",
-    )
+    config = tiny_config(tiny_dataset, tmp_path / "run", epochs=2, input_pipeline="device_cache")
     result = fit(config)
     assert result.epochs_run == 2 and all(np.isfinite(row["val_loss"]) for row in result.history)
     assert input_pipeline(config.replace(input_pipeline="auto"), torch.device("cpu"), 10, 32) == "workers"
