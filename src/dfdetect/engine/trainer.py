@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -272,8 +273,17 @@ def input_pipeline(config: TrainConfig, device: torch.device, count: int, size: 
     """Which input path a run uses (see TrainConfig.input_pipeline)."""
     if config.input_pipeline != "auto":
         return config.input_pipeline
-    fits = cache_bytes(count, size) <= config.cache_max_gb * 2**30
+    needed = cache_bytes(count, size)
+    fits = needed <= config.cache_max_gb * 2**30 and needed <= available_memory() // 2
     return "device_cache" if device.type == "cuda" and fits else "workers"
+
+
+def available_memory() -> int:
+    """Bytes of RAM free now (the cache is built in RAM before it moves to the GPU)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: trust cache_max_gb
+        return 2**62
 
 
 def build_optimizer(model: Detector, config: TrainConfig) -> torch.optim.Adam:
