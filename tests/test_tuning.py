@@ -212,3 +212,22 @@ def test_two_processes_share_one_postgres_study(tiny_dataset: Path, tmp_path: Pa
     folders = [p.name for index in range(2) for p in (tmp_path / f"machine-{index}" / "trials").glob("trial-*")]
     assert len(folders) == len(set(folders))  # no trial trained twice
     assert all("trials.csv" in " ".join(os.listdir(tmp_path / f"machine-{i}")) for i in range(2))
+
+
+def test_a_trial_killed_before_its_first_heartbeat_is_failed(tmp_path: Path) -> None:
+    from dfdetect.tuning import fail_trials_killed_before_a_heartbeat, open_study
+
+    study = open_study(
+        f"sqlite:///{tmp_path / 'study.db'}",
+        "s",
+        optuna.samplers.RandomSampler(seed=0),
+        optuna.pruners.NopPruner(),
+        grace_seconds=2,
+    )
+    orphan = study.ask()  # RUNNING, and no heartbeat thread ever starts for it: like a process killed at once
+    fail_trials_killed_before_a_heartbeat(study, grace_seconds=60)
+    assert study.get_trials()[0].state == TrialState.RUNNING  # too recent to call dead
+    time.sleep(0.05)
+    fail_trials_killed_before_a_heartbeat(study, grace_seconds=0)
+    assert study.get_trials()[0].state == TrialState.FAIL
+    assert orphan.number == 0

@@ -18,6 +18,7 @@ import re
 import time
 import warnings
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -256,6 +257,7 @@ def tune(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
+        fail_trials_killed_before_a_heartbeat(study, grace_seconds)
         running = count(study, TrialState.RUNNING)
         if done + running >= trials:
             logger.info("waiting for %d running trial(s) to finish (%d/%d complete)", running, done, trials)
@@ -265,6 +267,41 @@ def tune(
 
     files = write_outputs(study, space, base, out)
     return TuneResult(study, study.best_params, study.best_value, files)
+
+
+def fail_trials_killed_before_a_heartbeat(study: optuna.Study, grace_seconds: int) -> None:
+    """Fail running trials that never sent a heartbeat and started over `grace_seconds` ago.
+
+    Optuna's stale-trial check skips trials without a heartbeat, so a process killed in the instant between
+    creating a trial and its first heartbeat would leave a trial RUNNING forever, and the study waiting on it.
+    A live trial sends its first heartbeat at once, so such a trial is dead.
+    """
+    storage = study._storage  # the RDBStorage open_study made, inside Optuna's cache wrapper
+    engine = getattr(getattr(storage, "_backend", storage), "engine", None)
+    if engine is None:
+        return
+    from sqlalchemy.orm import Session, selectinload
+
+    try:
+        from optuna.storages._rdb import models
+    except ImportError:  # Optuna moved its internals: its own check still covers the common case
+        return
+    cutoff = datetime.now() - timedelta(seconds=grace_seconds)  # Optuna stores datetime_start as local time
+    with Session(engine) as session:
+        running = (
+            session.query(models.TrialModel)
+            .options(selectinload(models.TrialModel.heartbeats))
+            .filter(models.TrialModel.state == TrialState.RUNNING)
+            .all()
+        )
+        dead = [
+            t.trial_id
+            for t in running
+            if not t.heartbeats and t.datetime_start and t.datetime_start < cutoff and t.study_id == study._study_id
+        ]
+    for trial_id in dead:
+        logger.warning("trial id %d never sent a heartbeat: marking it failed", trial_id)
+        storage.set_trial_state_values(int(trial_id), state=TrialState.FAIL)
 
 
 def trial_rows(study: optuna.Study, space: dict[str, SearchParameter]) -> list[dict[str, Any]]:
