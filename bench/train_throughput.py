@@ -189,7 +189,7 @@ def decode_rates(samples, size: int, batch: int, device: torch.device) -> dict[s
         from dfdetect.preprocessing import Preprocessing as Spec
 
         cache = DecodedImages(samples, Spec(input_size=size)).images
-        cache = cache if cache.is_pinned() else cache.pin_memory()
+        cache = cache.pin_memory()
         start = time.perf_counter()
         for _ in range(0, len(cache), batch):
             order = torch.randint(0, len(cache), (batch,))

@@ -290,7 +290,7 @@ def command_predict(args: argparse.Namespace) -> int:
     if args.crop_face:
         from dfdetect.faces import crop_largest_face
 
-        prepare = lambda image, name: crop_largest_face(image, name)  # noqa: E731
+        prepare = crop_largest_face
     predictions = predictor.predict_paths(paths, batch_size=args.batch_size, prepare=prepare)
     fmt = args.format or ("table" if sys.stdout.isatty() and args.out is None else "csv")
     text = format_predictions(predictions, fmt)
@@ -302,27 +302,16 @@ def command_predict(args: argparse.Namespace) -> int:
         if not predictor.supports_explain:
             print("error: --explain needs a PyTorch checkpoint (Grad-CAM), not an ONNX model", file=sys.stderr)
             return 2
+        from dfdetect.explain import write_explanations
+        from dfdetect.inference import Predictor
+
+        assert isinstance(predictor, Predictor)  # supports_explain: a PyTorch model is loaded
         write_explanations(predictor, predictions, args.explain, prepare)
+        print(f"Grad-CAM heatmaps: {args.explain}", file=sys.stderr)
     failed = sum(1 for p in predictions if p.error)
     if failed:
         print(f"{failed} of {len(predictions)} image(s) failed", file=sys.stderr)
     return 1 if failed else 0
-
-
-def write_explanations(predictor: Any, predictions: list[Any], folder: Path, prepare: Any) -> None:
-    from dfdetect.data.images import load_rgb
-    from dfdetect.explain import gradcam_heatmaps, overlay
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for prediction in predictions:
-        if prediction.error:
-            continue
-        image = load_rgb(Path(prediction.path))
-        image = prepare(image, prediction.path) if prepare else image
-        heatmaps, _ = gradcam_heatmaps(predictor, [image])
-        target = folder / f"{Path(prediction.path).stem}.gradcam.png"
-        overlay(image, heatmaps[0]).save(target)
-    print(f"Grad-CAM heatmaps: {folder}", file=sys.stderr)
 
 
 def command_export(args: argparse.Namespace) -> int:

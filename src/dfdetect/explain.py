@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -12,7 +13,9 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
 
+from dfdetect.data.images import load_rgb
 from dfdetect.inference import Predictor
+from dfdetect.prediction import Prediction
 
 # Grad-CAM hooks the model while it runs: one explanation at a time per process.
 _LOCK = threading.Lock()
@@ -41,3 +44,24 @@ def overlay(image: Image.Image, heatmap: np.ndarray) -> Image.Image:
     """The heatmap blended over the image (jet colour map), same size as the image."""
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     return Image.fromarray(show_cam_on_image(rgb, heatmap.astype(np.float32), use_rgb=True, image_weight=0.55))
+
+
+def write_explanations(
+    predictor: Predictor,
+    predictions: Sequence[Prediction],
+    folder: Path,
+    prepare: Callable[[Image.Image, str], Image.Image] | None = None,
+) -> list[Path]:
+    """A Grad-CAM overlay `<stem>.gradcam.png` in `folder` for each prediction that has no error."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for prediction in predictions:
+        if prediction.error:
+            continue
+        image = load_rgb(Path(prediction.path))
+        image = prepare(image, prediction.path) if prepare else image
+        heatmaps, _ = gradcam_heatmaps(predictor, [image])
+        target = folder / f"{Path(prediction.path).stem}.gradcam.png"
+        overlay(image, heatmaps[0]).save(target)
+        written.append(target)
+    return written

@@ -8,11 +8,9 @@ The PyTorch model stays loaded beside it for Grad-CAM and for anything else that
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
 from dfdetect.export import onnx_bytes
 from dfdetect.inference import Predictor
@@ -50,6 +48,3 @@ class OpenVinoPredictor(Predictor):
         # A request per call: OpenVINO infer requests are not shared between threads.
         logits = self.compiled.create_infer_request().infer({0: batch.float().contiguous().numpy()})[0]
         return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
-
-    def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return self.predict_tensor(self.preprocess(images))

@@ -6,7 +6,7 @@ import glob
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,7 @@ class Prediction:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "label": self.label,
-            "p_fake": self.p_fake,
-            "p_real": self.p_real,
-            "error": self.error,
-        }
+        return asdict(self)
 
 
 def expand_paths(arguments: Sequence[str]) -> list[Path]:

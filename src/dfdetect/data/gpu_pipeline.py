@@ -57,8 +57,6 @@ class DecodedImages:
 
         with ThreadPoolExecutor(max_workers=workers or min(16, os.cpu_count() or 1)) as pool:
             list(pool.map(decode, range(len(samples))))
-        if torch.cuda.is_available():
-            self.images = self.images.pin_memory()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -70,6 +68,8 @@ class DecodedImages:
         total = torch.cuda.get_device_properties(device).total_memory
         if self.images.numel() <= share * total:
             self.images, self.labels = self.images.to(device), self.labels.to(device)
+        else:  # stays in RAM: pinned pages copy to the GPU asynchronously
+            self.images = self.images.pin_memory()
 
 
 class BatchAugment:
