@@ -248,6 +248,7 @@ def main() -> None:
             )
         results["models"][model_name] = row
         print(f"{model_name}: " + ", ".join(f"{k} {v:.0f} img/s" for k, v in row.items()), flush=True)
+        save(results, args.json)  # a run cut short by a time limit still leaves every finished model
     results["decode"] = decode_rates(samples, args.image_size, args.batch_size, device)
 
     print(
@@ -272,8 +273,13 @@ def main() -> None:
     print("\n| decoding stage | images/s |\n|---|---|")
     for stage, rate in results["decode"].items():
         print(f"| {stage} | {rate:.0f} |")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    save(results, args.json)
+
+
+def save(results: dict, path: Path | None) -> None:
+    if path is not None:
+        results["setup_seconds"] = {f"{m} {p}": round(v, 2) for (m, p), v in setup_seconds.items()}
+        path.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The CUDA input path (decoded cache + batch augmentation), exercised on the CPU where CI runs."""
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -66,10 +67,15 @@ def test_cached_batches_follow_the_sampler(cache: DecodedImages) -> None:
     assert labels.tolist() == cache.labels[order].tolist()
 
 
-def test_trainer_runs_on_the_cache_and_auto_picks_workers_on_cpu(tiny_dataset: Path, tmp_path: Path) -> None:
+def test_trainer_runs_on_the_cache_and_auto_picks_workers_on_cpu(
+    tiny_dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = tiny_config(tiny_dataset, tmp_path / "run", epochs=2, input_pipeline="device_cache")
-    result = fit(config)
+    with caplog.at_level(logging.INFO, logger="dfdetect"):
+        result = fit(config)
     assert result.epochs_run == 2 and all(np.isfinite(row["val_loss"]) for row in result.history)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("input (")]
+    assert len(said) == 2 and all("uint8 cache of" in line and "on cpu" in line for line in said), said
     assert input_pipeline(config.replace(input_pipeline="auto"), torch.device("cpu"), 10, 32) == "workers"
     assert input_pipeline(config.replace(input_pipeline="auto"), torch.device("cuda"), 10, 32) == "device_cache"
     too_big = config.replace(input_pipeline="auto", cache_max_gb=0.0)

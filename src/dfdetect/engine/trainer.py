@@ -253,16 +253,27 @@ def build_loader(
         pad=train,
     )
     if input_pipeline(config, device, len(samples), preprocessing.input_size) == "device_cache":
+        started = time.perf_counter()
         cache = DecodedImages(samples, preprocessing, config.max_image_pixels)
         cache.to_device_if_it_fits(device)
+        logger.info(
+            "input (%s): uint8 cache of %d images, %.2f GiB on %s, built in %.1f s; augmentation on the device",
+            "train" if train else "validation",
+            len(cache.images),
+            cache.images.nbytes / 2**30,
+            cache.images.device,
+            time.perf_counter() - started,
+        )
         augment = BatchAugment(config.augment if train else None, preprocessing)
         return CachedBatches(cache, sampler, per_rank_batch, device, augment)  # type: ignore[return-value]
     transform = build_train_transform(preprocessing, config.augment) if train else build_eval_transform(preprocessing)
     dataset = FaceDataset(samples, transform, config.max_image_pixels)
+    workers = default_workers(config.workers)
+    logger.info("input (%s): PIL decoding in %d DataLoader worker(s)", "train" if train else "validation", workers)
     return make_loader(
         dataset,
         per_rank_batch,
-        default_workers(config.workers),
+        workers,
         sampler,
         pin_memory=device.type == "cuda",
         persistent=True,
