@@ -2,6 +2,7 @@
 
     python bench/infer_cpu.py                                       # own_cnn and densenet121 at 224 and 256 px
     python bench/infer_cpu.py --checkpoint runs/densenet121 --data ../shared/data/dfdc-faces   # + label parity
+    python bench/infer_cpu.py --models '' --checkpoint runs/a --checkpoint runs/b --data DATA  # parity only
 
 Paths: eager fp32 (NCHW), channels_last fp32, channels_last + bf16 autocast (CPUs with bf16), ONNX Runtime
 fp32, OpenVINO fp32 and OpenVINO bf16 (when `openvino` is installed). For each: images/s at batch 32 and
@@ -92,11 +93,13 @@ def time_runner(run: Runner, batch: np.ndarray, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="own_cnn,densenet121")
+    parser.add_argument("--models", default="own_cnn,densenet121", help='"" skips the speed table')
     parser.add_argument("--sizes", default="224,256")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--checkpoint", type=Path, help="a trained run for the label-parity check")
+    parser.add_argument(
+        "--checkpoint", type=Path, action="append", default=[], help="a trained run for the label-parity check (repeat)"
+    )
     parser.add_argument("--data", type=Path, help="dataset whose Test split the parity check scores")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
@@ -104,8 +107,12 @@ def main() -> None:
         f"CPU: {torch.get_num_threads()} threads, capability {torch.backends.cpu.get_cpu_capability()}, "
         f"torch {torch.__version__}"
     )
-    print("| model | size | path | img/s @ batch 32 | x eager | latency @ batch 1 (ms) |\n|---|---|---|---|---|---|")
-    for name in args.models.split(","):
+    names = [name for name in args.models.split(",") if name]
+    if names:
+        print(
+            "| model | size | path | img/s @ batch 32 | x eager | latency @ batch 1 (ms) |\n|---|---|---|---|---|---|"
+        )
+    for name in names:
         for size in (int(s) for s in args.sizes.split(",")):
             torch.manual_seed(0)
             paths = runners(create_model(name, image_size=size), size)
@@ -120,8 +127,8 @@ def main() -> None:
                     f"| {name} | {size} | {path} | {throughput:.1f} | {throughput / baseline:.2f}x | {latency:.1f} |",
                     flush=True,
                 )
-    if args.checkpoint and args.data:
-        parity(args.checkpoint, args.data, args.batch_size)
+    for checkpoint in args.checkpoint if args.data else []:
+        parity(checkpoint, args.data, args.batch_size)
 
 
 def parity(checkpoint: Path, data: Path, batch_size: int) -> None:
@@ -136,9 +143,10 @@ def parity(checkpoint: Path, data: Path, batch_size: int) -> None:
         logits = np.concatenate([run(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
         scores[path] = 1 / (1 + np.exp(-logits.astype(np.float64)))
     reference = scores["eager fp32"] >= 0.5
+    near = int(np.sum(np.abs(scores["eager fp32"] - 0.5) < 0.01))
     print(
         f"\nLabel parity with eager fp32: {metadata['model']} from {checkpoint} at {size} px, "
-        f"{len(samples)} images of {data}/Test"
+        f"{len(samples)} images of {data}/Test ({near} with eager P(Real) within 0.01 of the 0.5 threshold)"
     )
     print("| path | same label | max abs diff in P(Real) |\n|---|---|---|")
     for path, values in scores.items():
