@@ -32,3 +32,34 @@ def test_fp32_openvino_matches_pytorch_closely(trained_run: Path, tiny_dataset: 
     a = np.array([p.p_real for p in fp32.predict_paths(paths)])
     b = np.array([p.p_real for p in reference.predict_paths(paths)])
     assert np.max(np.abs(a - b)) < 1e-4
+
+
+def test_bf16_scores_near_the_threshold_are_redone_in_fp32(trained_run: Path, tiny_dataset: Path) -> None:
+    import openvino as ov
+
+    from dfdetect.data.images import load_rgb
+    from dfdetect.openvino_runtime import OpenVinoPredictor, threshold_logit
+
+    if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        pytest.skip("this CPU has no bf16 units")
+    base = Predictor.from_checkpoint(trained_run, device="cpu")
+    batch = base.preprocess([load_rgb(path) for path in expand_paths([str(tiny_dataset / "Test")])]).numpy()
+    fp32 = OpenVinoPredictor(base, precision="f32").logits(batch)
+    bf16 = OpenVinoPredictor(base, precision="bf16", recheck_margin=0.0).logits(batch)
+    assert np.max(np.abs(fp32 - bf16)) > 1e-5  # bf16 really differs, or this test would prove nothing
+
+    threshold = float(1 / (1 + np.exp(-np.median(fp32))))  # a threshold inside the cloud of scores
+    distance = np.abs(bf16 - threshold_logit(threshold))
+    margin = float(np.median(distance))
+    mixed = OpenVinoPredictor(
+        Predictor.from_checkpoint(trained_run, device="cpu", threshold=threshold),
+        precision="bf16",
+        recheck_margin=margin,
+    )
+    assert mixed.exact is not None
+    logits = mixed.logits(batch)
+    near = distance < margin
+    assert 0 < near.sum() < len(batch)
+    np.testing.assert_allclose(logits[near], fp32[near], atol=1e-5)  # redone in fp32
+    np.testing.assert_allclose(logits[~near], bf16[~near], atol=1e-6)  # far ones keep bf16
+    assert threshold_logit(0.5) == 0.0 and threshold_logit(0.0) == -np.inf and threshold_logit(1.0) == np.inf
