@@ -14,6 +14,7 @@ def test_auto_runtime_on_cpu_is_openvino_and_agrees_with_pytorch(trained_run: Pa
 
     fast = load_predictor(trained_run, device="cpu")
     assert isinstance(fast, OpenVinoPredictor) and fast.runtime == "openvino" and fast.supports_explain
+    assert fast.describe()["runtime"] == "openvino" and fast.describe()["precision"].startswith(fast.precision)
     reference = Predictor.from_checkpoint(trained_run, device="cpu")
     paths = expand_paths([str(tiny_dataset / "Test")])
     fast_scores = np.array([p.p_real for p in fast.predict_paths(paths)])

@@ -1,6 +1,6 @@
 """The fastest CPU path measured (bench/infer_cpu.py): OpenVINO, in bf16 where the CPU has bf16 units.
 
-bf16 moves a score by up to about 0.03 in logit, so an image whose bf16 logit lies within `recheck_margin` of
+bf16 moved scores by up to 0.028 in logit on DFDC Test, so an image whose bf16 logit lies within `recheck_margin` of
 the threshold's is scored again in fp32 and keeps the fp32 score: labels then match fp32 even for a model whose
 scores crowd the threshold, and the cost is one fp32 pass over those images alone (docs/results.md, section 5).
 The PyTorch model stays loaded beside it for Grad-CAM and for anything else that needs gradients.
@@ -20,9 +20,9 @@ from dfdetect.inference import Predictor
 
 logger = logging.getLogger(__name__)
 
-RECHECK_MARGIN = 0.1
-"""Logit distance from the threshold inside which a bf16 score is redone in fp32 (about 4x bf16's largest error
-measured on DFDC Test, where it moved P(Real) by at most 0.0066, i.e. 0.026 in logit)."""
+RECHECK_MARGIN = 0.05
+"""Logit distance from the threshold inside which a bf16 score is redone in fp32: about twice bf16's largest error
+measured on DFDC Test (0.028 in logit, i.e. 0.0064 in P(Real), densenet121 at 224 px; docs/results.md)."""
 
 
 def openvino_available() -> bool:
@@ -77,6 +77,12 @@ class OpenVinoPredictor(Predictor):
                 exact = self.exact.create_infer_request().infer({0: np.ascontiguousarray(batch[near])})[0]
                 logits[near] = np.asarray(exact, dtype=np.float64).reshape(-1)
         return logits
+
+    def describe(self) -> dict[str, Any]:
+        precision = self.precision
+        if self.exact is not None:
+            precision += f", fp32 within {self.recheck_margin} logit of the threshold"
+        return {**super().describe(), "precision": precision}
 
     def predict_tensor(self, batch: torch.Tensor) -> np.ndarray:
         logits = self.logits(batch.float().contiguous().numpy())
