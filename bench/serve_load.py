@@ -4,7 +4,9 @@
 
 Starts the server itself (127.0.0.1, a free port), sends `--requests` POST /v1/predict requests with one
 JPEG each from `--concurrency` threads, stops the server, prints a Markdown table. Without --model it builds
-an untrained own_cnn checkpoint (speed does not depend on the weights).
+an untrained own_cnn checkpoint; `--images DIR` sends real images in turn instead of random ones (the CPU
+default re-scores in fp32 the images whose score lies near the threshold, so its speed depends on model and
+images).
 """
 
 from __future__ import annotations
@@ -39,6 +41,24 @@ def untrained_checkpoint(folder: Path, image_size: int) -> Path:
     return folder
 
 
+def load_payloads(folder: Path | None) -> list[bytes]:
+    """The request bodies: every image under `folder`, or 16 random-noise 224x224 JPEGs."""
+    if folder is not None:
+        from dfdetect.prediction import expand_paths
+
+        payloads = [path.read_bytes() for path in expand_paths([str(folder)])]
+        if not payloads:
+            raise SystemExit(f"{folder}: no images found")
+        return payloads
+    rng = np.random.default_rng(0)
+    payloads = []
+    for _ in range(16):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)).save(buffer, "JPEG", quality=90)
+        payloads.append(buffer.getvalue())
+    return payloads
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="run folder, checkpoint or .onnx (default: untrained own_cnn)")
@@ -46,6 +66,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--image-size", type=int, default=128, help="for the untrained default model")
     parser.add_argument("--runtime", default="auto")
+    parser.add_argument("--images", type=Path, help="send these images in turn (a folder, searched recursively)")
     args = parser.parse_args()
     model = args.model or untrained_checkpoint(Path(tempfile.mkdtemp(prefix="dfdetect-load-")), args.image_size)
     with socket.socket() as sock:
@@ -79,18 +100,15 @@ def main() -> None:
         else:
             raise SystemExit("server did not start: " + server.stderr.read().decode()[-1000:] if server.stderr else "")
         info = httpx.get(base + "/v1/model").json()
-        rng = np.random.default_rng(0)
-        payloads = []
-        for _ in range(16):
-            buffer = io.BytesIO()
-            Image.fromarray(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)).save(buffer, "JPEG", quality=90)
-            payloads.append(buffer.getvalue())
+        payloads = load_payloads(args.images)
 
         def one(index: int, client: httpx.Client) -> tuple[float, bool]:
             start = time.perf_counter()
             try:
                 response = client.post(
-                    base + "/v1/predict", files={"files": ("x.jpg", payloads[index % 16], "image/jpeg")}, timeout=60
+                    base + "/v1/predict",
+                    files={"files": ("x.jpg", payloads[index % len(payloads)], "image/jpeg")},
+                    timeout=60,
                 )
                 ok = response.status_code == 200
             except httpx.HTTPError:
@@ -112,9 +130,11 @@ def main() -> None:
     latencies = sorted(latency for latency, _ in results)
     errors = sum(1 for _, ok in results if not ok)
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+    runtime = info["runtime"] + (f" {info['precision']}" if "precision" in info else "")
+    sent = f"the {len(payloads)} images of {args.images}" if args.images else "16 random 224x224 JPEGs"
     print(
-        f"dfdetect serve, {info['model']} ({info['runtime']}, {info['preprocessing']['input_size']} px), "
-        f"{args.requests} requests of one 224x224 JPEG, concurrency {args.concurrency}, loopback"
+        f"dfdetect serve, {info['model']} ({runtime}, {info['preprocessing']['input_size']} px), "
+        f"{args.requests} requests of one image each from {sent}, concurrency {args.concurrency}, loopback"
     )
     print("| requests | concurrency | requests/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|")
     print(

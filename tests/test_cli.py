@@ -162,8 +162,9 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_dataset:
     killed = tmp_path / "killed"
     process = run_cli("train", *flags, "--out", str(killed))
     marker = killed / "checkpoints" / "last.json"
+    history = killed / "history.csv"  # written just after the checkpoint: epoch 1 is complete once it exists
     deadline = time.monotonic() + 240
-    while not marker.is_file() and process.poll() is None and time.monotonic() < deadline:
+    while not history.is_file() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert process.poll() is None, "training ended before it could be killed"
     process.send_signal(signal.SIGKILL)  # during epoch 2

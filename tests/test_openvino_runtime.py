@@ -64,3 +64,34 @@ def test_bf16_scores_near_the_threshold_are_redone_in_fp32(trained_run: Path, ti
     np.testing.assert_allclose(logits[near], fp32[near], atol=1e-5)  # redone in fp32
     np.testing.assert_allclose(logits[~near], bf16[~near], atol=1e-6)  # far ones keep bf16
     assert threshold_logit(0.5) == 0.0 and threshold_logit(0.0) == -np.inf and threshold_logit(1.0) == np.inf
+
+
+def test_when_most_scores_crowd_the_threshold_fp32_runs_alone(
+    trained_run: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import openvino as ov
+
+    from dfdetect import openvino_runtime
+    from dfdetect.data.images import load_rgb
+    from dfdetect.openvino_runtime import FP32_FIRST_ABOVE, OpenVinoPredictor
+
+    real_infer = openvino_runtime.infer
+
+    if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        pytest.skip("this CPU has no bf16 units")
+    base = Predictor.from_checkpoint(trained_run, device="cpu")
+    batch = base.preprocess([load_rgb(path) for path in expand_paths([str(tiny_dataset / "Test")])]).numpy()
+    fp32 = OpenVinoPredictor(base, precision="f32").logits(batch)
+    crowded = OpenVinoPredictor(base, precision="bf16", recheck_margin=1e6)  # every score counts as near
+    shares = []
+    for _ in range(10):
+        np.testing.assert_allclose(crowded.logits(batch), fp32, atol=1e-5)  # always the fp32 scores
+        shares.append(crowded.near_share)
+    assert shares == sorted(shares) and shares[-1] > FP32_FIRST_ABOVE  # it learned to run fp32 first
+    used = []
+    monkeypatch.setattr(openvino_runtime, "infer", lambda compiled, b: used.append(compiled) or real_infer(compiled, b))
+    crowded.logits(batch)
+    assert used == [crowded.exact]  # one fp32 pass, no bf16 pass
+    spread = OpenVinoPredictor(base, precision="bf16", recheck_margin=1e-9)  # nothing is near
+    spread.logits(batch)
+    assert spread.near_share == 0.0

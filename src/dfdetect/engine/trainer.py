@@ -30,7 +30,7 @@ from dfdetect.data.dataset import EpochSampler, FaceDataset, make_loader, strati
 from dfdetect.data.discovery import BadFile, Sample, class_counts, load_split, write_bad_files
 from dfdetect.data.gpu_pipeline import BatchAugment, CachedBatches, DecodedImages, cache_bytes
 from dfdetect.data.transforms import Preprocessing, build_eval_transform, build_train_transform
-from dfdetect.engine.checkpoint import build_metadata, load_checkpoint, save_checkpoint
+from dfdetect.engine.checkpoint import atomic_write, build_metadata, load_checkpoint, save_checkpoint
 from dfdetect.engine.device import autocast, default_workers, memory_format, place_model, resolve_device
 from dfdetect.engine.distributed import DistributedContext, all_agree, cleanup, gather_predictions, init_distributed
 from dfdetect.metrics import binary_cross_entropy
@@ -311,11 +311,15 @@ def build_optimizer(model: Detector, config: TrainConfig) -> torch.optim.Adam:
 
 
 def write_history(history: list[dict[str, float]], path: Path) -> None:
-    """history.csv: one row per epoch."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
-        writer.writeheader()
-        writer.writerows(history)
+    """history.csv: one row per epoch; written to a temporary file and renamed, so a kill never truncates it."""
+
+    def write(temporary: Path) -> None:
+        with temporary.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
+            writer.writeheader()
+            writer.writerows(history)
+
+    atomic_write(path, write)
 
 
 def save_learning_curves(history: list[dict[str, float]], run_dir: Path, model_name: str) -> None:
