@@ -77,11 +77,14 @@ class OpenVinoPredictor(Predictor):
         self.near_share = 0.0  # running share of images whose score lay within recheck_margin of the threshold
         if precision != "f32" and recheck_margin > 0:
             self.exact = core.compile_model(network, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        logger.info(
-            "scoring with OpenVINO on the CPU (%s%s)",
-            precision,
-            f", fp32 within {recheck_margin} logit of the threshold" if self.exact is not None else "",
-        )
+        logger.info("scoring with OpenVINO on the CPU (%s)", self.precision_label)
+
+    @property
+    def precision_label(self) -> str:
+        """The precision in words, for logs and GET /v1/model."""
+        if self.exact is None:
+            return self.precision
+        return f"{self.precision}, fp32 within {self.recheck_margin} logit of the threshold"
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Logits for a preprocessed float32 (N, 3, H, W) batch; near-threshold ones come from the fp32 model."""
@@ -101,10 +104,7 @@ class OpenVinoPredictor(Predictor):
         return logits
 
     def describe(self) -> dict[str, Any]:
-        precision = self.precision
-        if self.exact is not None:
-            precision += f", fp32 within {self.recheck_margin} logit of the threshold"
-        return {**super().describe(), "precision": precision}
+        return {**super().describe(), "precision": self.precision_label}
 
     def predict_tensor(self, batch: torch.Tensor) -> np.ndarray:
         logits = self.logits(batch.float().contiguous().numpy())
