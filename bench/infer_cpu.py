@@ -28,7 +28,7 @@ from dfdetect.data.images import load_rgb
 from dfdetect.export import onnx_bytes
 from dfdetect.inference import Predictor, load_model
 from dfdetect.models import Detector, create_model
-from dfdetect.openvino_runtime import RECHECK_MARGIN, OpenVinoPredictor
+from dfdetect.openvino_runtime import RECHECK_MARGIN, OpenVinoPredictor, cpu_has_bf16
 from dfdetect.prediction import preprocess_numpy
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -78,7 +78,7 @@ def runners(model: Detector, size: int, recheck: bool = False) -> dict[str, Runn
         paths[f"openvino {precision.replace('f32', 'fp32')}"] = lambda batch, request=request: request.infer(
             {0: batch}
         )[0].copy()
-    if recheck and "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+    if recheck and cpu_has_bf16():
         # dfdetect's CPU default: bf16, with scores within RECHECK_MARGIN logit of the threshold redone in fp32
         paths[DEFAULT_PATH] = OpenVinoPredictor(Predictor(create_model_like(model), device="cpu")).logits
     return paths

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from dfdetect.inference import Predictor
+from dfdetect.openvino_runtime import cpu_has_bf16
 from dfdetect.prediction import expand_paths, load_predictor
 
 pytest.importorskip("openvino", reason="openvino not installed")
@@ -35,17 +36,27 @@ def test_fp32_openvino_matches_pytorch_closely(trained_run: Path, tiny_dataset: 
     assert np.max(np.abs(a - b)) < 1e-4
 
 
-def test_bf16_scores_near_the_threshold_are_redone_in_fp32(trained_run: Path, tiny_dataset: Path) -> None:
-    import openvino as ov
+needs_bf16 = pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16 units")
 
+
+@pytest.fixture
+def test_batch(trained_run: Path, tiny_dataset: Path) -> tuple[Predictor, np.ndarray, np.ndarray]:
+    """The trained model, the preprocessed Test split as one batch, and its fp32 OpenVINO logits."""
     from dfdetect.data.images import load_rgb
-    from dfdetect.openvino_runtime import OpenVinoPredictor, threshold_logit
+    from dfdetect.openvino_runtime import OpenVinoPredictor
 
-    if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-        pytest.skip("this CPU has no bf16 units")
     base = Predictor.from_checkpoint(trained_run, device="cpu")
     batch = base.preprocess([load_rgb(path) for path in expand_paths([str(tiny_dataset / "Test")])]).numpy()
-    fp32 = OpenVinoPredictor(base, precision="f32").logits(batch)
+    return base, batch, OpenVinoPredictor(base, precision="f32").logits(batch)
+
+
+@needs_bf16
+def test_bf16_scores_near_the_threshold_are_redone_in_fp32(
+    trained_run: Path, test_batch: tuple[Predictor, np.ndarray, np.ndarray]
+) -> None:
+    from dfdetect.openvino_runtime import OpenVinoPredictor, threshold_logit
+
+    base, batch, fp32 = test_batch
     bf16 = OpenVinoPredictor(base, precision="bf16", recheck_margin=0.0).logits(batch)
     assert np.max(np.abs(fp32 - bf16)) > 1e-5  # bf16 really differs, or this test would prove nothing
 
@@ -66,22 +77,15 @@ def test_bf16_scores_near_the_threshold_are_redone_in_fp32(trained_run: Path, ti
     assert threshold_logit(0.5) == 0.0 and threshold_logit(0.0) == -np.inf and threshold_logit(1.0) == np.inf
 
 
+@needs_bf16
 def test_when_most_scores_crowd_the_threshold_fp32_runs_alone(
-    trained_run: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
+    test_batch: tuple[Predictor, np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import openvino as ov
-
     from dfdetect import openvino_runtime
-    from dfdetect.data.images import load_rgb
     from dfdetect.openvino_runtime import FP32_FIRST_ABOVE, OpenVinoPredictor
 
     real_infer = openvino_runtime.infer
-
-    if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-        pytest.skip("this CPU has no bf16 units")
-    base = Predictor.from_checkpoint(trained_run, device="cpu")
-    batch = base.preprocess([load_rgb(path) for path in expand_paths([str(tiny_dataset / "Test")])]).numpy()
-    fp32 = OpenVinoPredictor(base, precision="f32").logits(batch)
+    base, batch, fp32 = test_batch
     crowded = OpenVinoPredictor(base, precision="bf16", recheck_margin=1e6)  # every score counts as near
     shares = []
     for _ in range(10):

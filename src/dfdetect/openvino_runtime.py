@@ -48,6 +48,13 @@ def openvino_available() -> bool:
     return True
 
 
+def cpu_has_bf16() -> bool:
+    """Whether OpenVINO finds bf16 units on this CPU (AVX512_BF16 or AMX)."""
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
 def threshold_logit(threshold: float) -> float:
     """The logit whose sigmoid is `threshold` (+-inf at 1 and 0)."""
     if threshold <= 0.0:
@@ -68,7 +75,7 @@ class OpenVinoPredictor(Predictor):
         super().__init__(predictor.model, predictor.metadata, device="cpu", threshold=predictor.threshold)
         core = ov.Core()
         if precision == "auto":
-            precision = "bf16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32"
+            precision = "bf16" if cpu_has_bf16() else "f32"
         self.precision = precision
         self.recheck_margin = recheck_margin
         network = core.read_model(onnx_bytes(predictor.model))

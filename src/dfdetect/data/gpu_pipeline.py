@@ -72,6 +72,11 @@ class DecodedImages:
             self.images = self.images.pin_memory()
 
 
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """Grey level (ITU-R BT.601 weights, as torchvision's rgb_to_grayscale) of (N, 3, H, W) images: (N, 1, H, W)."""
+    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+
+
 class BatchAugment:
     """AugmentConfig applied to a uint8 batch on its own device; returns normalised float images."""
 
@@ -135,9 +140,9 @@ class BatchAugment:
             self._uniform(n, 1 - s, 1 + s, x, generator).view(n, 1, 1, 1) for _ in range(3)
         )
         jittered = x * brightness
-        gray = 0.299 * jittered[:, 0:1] + 0.587 * jittered[:, 1:2] + 0.114 * jittered[:, 2:3]
-        jittered = (jittered - gray.mean(dim=(2, 3), keepdim=True)) * contrast + gray.mean(dim=(2, 3), keepdim=True)
-        gray = 0.299 * jittered[:, 0:1] + 0.587 * jittered[:, 1:2] + 0.114 * jittered[:, 2:3]
+        mean_gray = luma(jittered).mean(dim=(2, 3), keepdim=True)
+        jittered = (jittered - mean_gray) * contrast + mean_gray
+        gray = luma(jittered)
         jittered = (gray + (jittered - gray) * saturation).clamp(0, 1)
         return torch.where(chosen, jittered, x)
 

@@ -243,6 +243,7 @@ def build_loader(
     batches read from a decoded uint8 cache and augmented on the device.
     """
     per_rank_batch = max(1, config.batch_size // context.world_size)
+    split = "train" if train else "validation"
     sampler = EpochSampler(
         len(samples),
         shuffle=train,
@@ -258,7 +259,7 @@ def build_loader(
         cache.to_device_if_it_fits(device)
         logger.info(
             "input (%s): uint8 cache of %d images, %.2f GiB on %s, built in %.1f s; augmentation on the device",
-            "train" if train else "validation",
+            split,
             len(cache.images),
             cache.images.nbytes / 2**30,
             cache.images.device,
@@ -269,7 +270,7 @@ def build_loader(
     transform = build_train_transform(preprocessing, config.augment) if train else build_eval_transform(preprocessing)
     dataset = FaceDataset(samples, transform, config.max_image_pixels)
     workers = default_workers(config.workers)
-    logger.info("input (%s): PIL decoding in %d DataLoader worker(s)", "train" if train else "validation", workers)
+    logger.info("input (%s): PIL decoding in %d DataLoader worker(s)", split, workers)
     return make_loader(
         dataset,
         per_rank_batch,
