@@ -9,7 +9,8 @@ import pytest
 from dfdetect.config import TrainConfig
 from dfdetect.data.synthetic import make_synthetic_dataset
 
-TINY_TRAIN_FLAGS = ["--model", "own_cnn", "--image-size", "32", "--batch-size", "8", "--workers", "0"]
+TINY_MODEL_FLAGS = ["--model", "own_cnn", "--image-size", "32", "--batch-size", "8"]
+TINY_TRAIN_FLAGS = [*TINY_MODEL_FLAGS, "--workers", "0"]
 """Command-line options for a seconds-long training run on `tiny_dataset`."""
 
 

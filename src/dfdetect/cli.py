@@ -36,6 +36,9 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, help="dataset root (Train/Validation/Test x Real/Fake)")
     parser.add_argument("--model", help="registered model name (see `dfdetect models`) or timm/<name>")
     parser.add_argument("--config", type=Path, help="YAML config; command-line options override it")
+    parser.add_argument(
+        "--recipe", help="a shipped recipe under the config file: study (the defaults) or strong (dfdetect's own)"
+    )
     parser.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, help="learning rate (Adam)")
@@ -142,7 +145,7 @@ def command_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         config_file = args.resume / "config.yaml"
         overrides["out"] = args.resume
-    config = load_config(config_file, overrides)
+    config = load_config(config_file, overrides, recipe=None if args.resume is not None else args.recipe)
     if config.data is None or config.out is None:
         raise SystemExit("error: train needs --data DIR and --out RUN_DIR (or both in --config)")
     data = prepare_data(config)

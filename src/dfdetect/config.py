@@ -16,6 +16,9 @@ from dfdetect.preprocessing import AugmentConfig
 
 DEVICES = ("auto", "cpu", "cuda")
 PIPELINES = ("auto", "workers", "device_cache")
+PRECISIONS = ("auto", "fp32", "bf16")
+SCHEDULERS = ("step", "cosine")
+MONITORS = ("val_loss", "val_auc")
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,17 @@ class TrainConfig:
     """workers (PIL in DataLoader workers), device_cache (decode once, augment batches on the device), or auto:
     device_cache on CUDA when the decoded split fits in cache_max_gb, else workers."""
     cache_max_gb: float = 16.0
+    precision: str = "auto"
+    """auto: bf16 autocast on CUDA, fp32 on CPU (the study's numbers); bf16: also on CPUs with bf16 units
+    (AVX512-BF16/AMX), with channels_last; fp32: fp32 everywhere."""
+    scheduler: str = "step"
+    """step: StepLR (x lr_gamma every lr_step_size epochs, the study); cosine: linear warm-up over warmup_epochs,
+    then cosine decay to zero by the last epoch, updated every step."""
+    warmup_epochs: float = 0.0
+    monitor: str = "val_loss"
+    """What early stopping and the best checkpoint follow: val_loss (lower is better, the study) or val_auc."""
+    label_smoothing: float = 0.0
+    """Binary targets become 1 - s/2 and s/2 (0: the study's plain BCE)."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -71,6 +85,11 @@ class TrainConfig:
             (self.max_image_pixels > 0, "max_image_pixels must be > 0"),
             (self.input_pipeline in PIPELINES, f"input_pipeline must be one of {PIPELINES}"),
             (self.cache_max_gb >= 0, "cache_max_gb must be >= 0"),
+            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
+            (self.scheduler in SCHEDULERS, f"scheduler must be one of {SCHEDULERS}"),
+            (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
+            (self.monitor in MONITORS, f"monitor must be one of {MONITORS}"),
+            (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (
                 self.device in DEVICES or self.device.startswith("cuda:"),
                 f"device must be one of {DEVICES} or cuda:N",
@@ -198,11 +217,16 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Defaults < YAML file at `path` < `overrides` (from the command line; None means not given)."""
+def load_config(
+    path: Path | None = None, overrides: dict[str, Any] | None = None, recipe: str | None = None
+) -> TrainConfig:
+    """Defaults < shipped `recipe` < YAML file at `path` < `overrides` (command line; None means not given)."""
+    from dfdetect.recipes import read_recipe
+
+    from_recipe = read_recipe(recipe)
     from_file = read_yaml(path) if path is not None else {}
     try:
-        return build_config(from_file, overrides or {})
+        return build_config(from_recipe, from_file, overrides or {})
     except ConfigError as error:
         where = f"{path}: " if path is not None and not str(error).startswith(str(path)) else ""
         raise ConfigError(f"{where}{error}") from None

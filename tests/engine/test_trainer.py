@@ -11,7 +11,8 @@ import torch
 
 from dfdetect.config import TrainConfig
 from dfdetect.engine.checkpoint import load_checkpoint
-from dfdetect.engine.trainer import build_optimizer, fit
+from dfdetect.engine.device import cpu_has_bf16_units, use_bf16
+from dfdetect.engine.trainer import EarlyStopping, SmoothedBCEWithLogits, build_optimizer, build_scheduler, fit
 from dfdetect.inference import load_model
 from dfdetect.models import create_model
 from tests.conftest import tiny_config
@@ -83,3 +84,70 @@ def test_compiled_training_matches_eager_and_saves_plain_weights(tiny_dataset: P
     assert set(state) == set(create_model("own_cnn", image_size=32, dropout=0.0).state_dict())  # no _orig_mod.
     assert metadata["config"]["compile"] is True
     load_model(tmp_path / "compiled")  # the plain model loads it
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero() -> None:
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([parameter], lr=1e-3)
+    config = TrainConfig(scheduler="cosine", warmup_epochs=1, epochs=4)
+    scheduler, per_step = build_scheduler(optimizer, config, steps_per_epoch=10)
+    assert per_step
+    rates = []
+    for _ in range(40):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == pytest.approx(1e-3 / 11)  # warm-up starts at lr / (warm-up steps + 1)
+    assert rates[:11] == sorted(rates[:11]) and rates[10] == pytest.approx(1e-3)
+    assert rates[10:] == sorted(rates[10:], reverse=True)
+    assert rates[-1] < 1e-5
+    _, per_epoch = build_scheduler(optimizer, TrainConfig(), steps_per_epoch=10)
+    assert not per_epoch  # the study's StepLR steps once an epoch
+
+
+def test_early_stopping_follows_a_score_where_higher_is_better() -> None:
+    stopper = EarlyStopping(patience=2, higher_is_better=True)
+    assert [stopper.update(auc, epoch) for epoch, auc in enumerate([0.6, 0.7, 0.65, 0.69], start=1)] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert stopper.best_epoch == 2 and stopper.should_stop
+
+
+def test_label_smoothing_pulls_targets_towards_one_half() -> None:
+    logits, labels = torch.tensor([2.0, -1.0]), torch.tensor([1.0, 0.0])
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor([0.95, 0.05]))
+    assert SmoothedBCEWithLogits(0.1)(logits, labels) == pytest.approx(expected.item())
+    assert SmoothedBCEWithLogits(0.0)(logits, labels) == pytest.approx(
+        torch.nn.functional.binary_cross_entropy_with_logits(logits, labels).item()
+    )
+
+
+def test_precision_names() -> None:
+    cpu = torch.device("cpu")
+    assert not use_bf16("fp32", cpu) and not use_bf16("auto", cpu)  # the study's fp32 on CPU by default
+    assert use_bf16("bf16", cpu) == cpu_has_bf16_units()  # never slow emulation on CPUs without bf16 units
+    assert use_bf16("auto", torch.device("cuda"))
+
+
+def test_strong_recipe_options_train_and_keep_the_best_auc_epoch(tiny_dataset: Path, tmp_path: Path) -> None:
+    config = tiny_config(
+        tiny_dataset,
+        tmp_path / "run",
+        epochs=3,
+        patience=3,
+        lr=1e-2,
+        precision="bf16",
+        scheduler="cosine",
+        warmup_epochs=0.5,
+        monitor="val_auc",
+        label_smoothing=0.1,
+    )
+    result = fit(config)
+    aucs = [row["val_auc"] for row in result.history]
+    assert result.best_epoch == 1 + aucs.index(max(aucs))
+    _, metadata, _ = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.safetensors")
+    assert metadata["epoch"] == result.best_epoch
+    assert result.best_val_loss == result.history[result.best_epoch - 1]["val_loss"]

@@ -105,10 +105,14 @@ def make_loader(
     sampler: Sampler | None = None,
     pin_memory: bool = False,
     persistent: bool = False,
+    seed: int = 0,
 ) -> DataLoader:
     """A DataLoader with the settings that matter for throughput (workers, pinned memory, prefetch).
 
     `persistent` keeps worker processes alive across epochs (the sampler still reorders every epoch).
+    The loader draws its workers' base seed from a generator of its own: from the process's global one, that
+    draw would happen at every epoch without persistent workers but only at the first epoch with them (and
+    again at the first epoch after a resume), shifting dropout and every other draw of the epochs after it.
     """
     return DataLoader(
         dataset,
@@ -120,4 +124,5 @@ def make_loader(
         persistent_workers=persistent and workers > 0,
         prefetch_factor=4 if workers > 0 else None,
         drop_last=False,
+        generator=torch.Generator().manual_seed(seed),
     )

@@ -31,7 +31,7 @@ from dfdetect.data.discovery import BadFile, Sample, class_counts, load_split, w
 from dfdetect.data.gpu_pipeline import BatchAugment, CachedBatches, DecodedImages, cache_bytes
 from dfdetect.data.transforms import Preprocessing, build_eval_transform, build_train_transform
 from dfdetect.engine.checkpoint import atomic_write, build_metadata, load_checkpoint, save_checkpoint
-from dfdetect.engine.device import autocast, default_workers, memory_format, place_model, resolve_device
+from dfdetect.engine.device import autocast, default_workers, memory_format, place_model, resolve_device, use_bf16
 from dfdetect.engine.distributed import DistributedContext, all_agree, cleanup, gather_predictions, init_distributed
 from dfdetect.metrics import binary_cross_entropy
 from dfdetect.models import Detector, create_model
@@ -104,18 +104,22 @@ class EpochStats:
 
 
 class EarlyStopping:
-    """Stop after `patience` epochs without a lower validation loss; remember the best epoch."""
+    """Stop after `patience` epochs without a better monitored value; remember the best epoch.
 
-    def __init__(self, patience: int) -> None:
+    Lower is better by default (validation loss); `higher_is_better` for a score such as validation AUC.
+    """
+
+    def __init__(self, patience: int, higher_is_better: bool = False) -> None:
         self.patience = patience
-        self.best_loss = math.inf
+        self.sign = -1.0 if higher_is_better else 1.0
+        self.best_loss = math.inf  # the best value times `sign`, so that lower is always better here
         self.best_epoch = 0
         self.bad_epochs = 0
 
-    def update(self, loss: float, epoch: int) -> bool:
-        """Record an epoch's validation loss; True when it is the best so far."""
-        if loss < self.best_loss:
-            self.best_loss, self.best_epoch, self.bad_epochs = loss, epoch, 0
+    def update(self, value: float, epoch: int) -> bool:
+        """Record an epoch's monitored value; True when it is the best so far."""
+        if self.sign * value < self.best_loss:
+            self.best_loss, self.best_epoch, self.bad_epochs = self.sign * value, epoch, 0
             return True
         self.bad_epochs += 1
         return False
@@ -159,9 +163,11 @@ def training_step(
     criterion: nn.Module,
     optimizer: torch.optim.Optimizer,
     device: torch.device,
+    bf16: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step on a batch already on the device (bf16 autocast on CUDA); returns (loss, logits)."""
-    with autocast(device):
+    """One optimisation step on a batch already on the device (bf16 autocast on CUDA, or when `bf16`);
+    returns (loss, logits)."""
+    with autocast(device, bf16):
         logits = model(images)
     loss = criterion(logits.float(), labels)
     optimizer.zero_grad(set_to_none=True)
@@ -178,16 +184,23 @@ def train_one_epoch(
     device: torch.device,
     progress: Progress = no_progress,
     description: str = "train",
+    bf16: bool | None = None,
+    step_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> EpochStats:
-    """One pass over the training data; returns the loss and accuracy sums over all its images."""
+    """One pass over the training data; returns the loss and accuracy sums over all its images.
+
+    `step_scheduler`, when given, is stepped after every batch (warm-up + cosine); the loss is on the
+    criterion's targets, the accuracy on the true labels."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     start = time.perf_counter()
     bar = progress(loader, description, len(loader))
     for images, labels in bar:
-        images = images.to(device, non_blocking=True, memory_format=memory_format(device))
+        images = images.to(device, non_blocking=True, memory_format=memory_format(device, bf16))
         labels = labels.to(device, non_blocking=True)
-        loss, logits = training_step(model, images, labels, criterion, optimizer, device)
+        loss, logits = training_step(model, images, labels, criterion, optimizer, device, bf16)
+        if step_scheduler is not None:
+            step_scheduler.step()
         batch = labels.numel()
         total_loss += loss.item() * batch
         correct += int(((logits.detach() >= 0).float() == labels).sum().item())
@@ -204,13 +217,14 @@ def predict_loader(
     device: torch.device,
     progress: Progress = no_progress,
     description: str = "eval",
+    bf16: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Score a whole loader; returns (labels, P(Real)) as arrays, collected before any metric is computed."""
     model.eval()
     all_labels, all_scores = [], []
     for images, labels in progress(loader, description, len(loader)):
-        images = images.to(device, non_blocking=True, memory_format=memory_format(device))
-        with autocast(device):
+        images = images.to(device, non_blocking=True, memory_format=memory_format(device, bf16))
+        with autocast(device, bf16):
             logits = model(images)
         all_scores.append(torch.sigmoid(logits.float()).cpu())
         all_labels.append(labels.cpu())  # the device cache yields labels already on the GPU
@@ -278,6 +292,7 @@ def build_loader(
         sampler,
         pin_memory=device.type == "cuda",
         persistent=True,
+        seed=config.seed,
     )
 
 
@@ -309,6 +324,36 @@ def build_optimizer(model: Detector, config: TrainConfig) -> torch.optim.Adam:
         {"params": list(model.head_parameters()), "lr": config.lr, "name": "head"},
     ]
     return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
+class SmoothedBCEWithLogits(nn.Module):
+    """Binary cross-entropy on logits against targets pulled towards 1/2 by `smoothing` (label smoothing)."""
+
+    def __init__(self, smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.smoothing = smoothing
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        targets = labels * (1.0 - self.smoothing) + 0.5 * self.smoothing
+        return nn.functional.binary_cross_entropy_with_logits(logits, targets)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+) -> tuple[torch.optim.lr_scheduler.LRScheduler, bool]:
+    """The learning-rate schedule and whether it steps every batch (cosine) rather than every epoch (step)."""
+    if config.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_size, gamma=config.lr_gamma), False
+    total = max(1, config.epochs * steps_per_epoch)
+    warmup = min(total - 1, round(config.warmup_epochs * steps_per_epoch))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), True
 
 
 def write_history(history: list[dict[str, float]], path: Path) -> None:
@@ -370,12 +415,16 @@ def fit(
         weights_file=config.weights_file,
         image_size=config.image_size,
     )
-    place_model(model, device)
+    bf16 = use_bf16(config.precision, device)
+    place_model(model, device, bf16)
     preprocessing = model.preprocessing
+    train_loader = build_loader(data.train, preprocessing, config, device, context, train=True)
+    validation_loader = build_loader(data.validation, preprocessing, config, device, context, train=False)
+    train_sampler: EpochSampler = train_loader.sampler  # type: ignore[assignment]
     optimizer = build_optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_size, gamma=config.lr_gamma)
-    criterion = nn.BCEWithLogitsLoss()
-    stopper = EarlyStopping(config.patience)
+    scheduler, per_step = build_scheduler(optimizer, config, len(train_loader))
+    criterion = SmoothedBCEWithLogits(config.label_smoothing) if config.label_smoothing else nn.BCEWithLogitsLoss()
+    stopper = EarlyStopping(config.patience, higher_is_better=config.monitor == "val_auc")
     history: list[dict[str, float]] = []
     start_epoch = 1
 
@@ -399,9 +448,7 @@ def fit(
         step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile:
         step_model = torch.compile(step_model)  # type: ignore[assignment]
-    train_loader = build_loader(data.train, preprocessing, config, device, context, train=True)
-    validation_loader = build_loader(data.validation, preprocessing, config, device, context, train=False)
-    train_sampler: EpochSampler = train_loader.sampler  # type: ignore[assignment]
+    logger.info("precision: %s%s", "bf16 autocast" if bf16 else "fp32", ", channels_last" if bf16 else "")
     quiet: Progress = progress if context.is_main else no_progress
 
     started = time.perf_counter()
@@ -412,11 +459,20 @@ def fit(
         model.set_backbone_trainable(epoch > config.freeze_backbone_epochs)
         lr = optimizer.param_groups[-1]["lr"]
         stats = train_one_epoch(
-            step_model, train_loader, criterion, optimizer, device, quiet, f"epoch {epoch}/{config.epochs} train"
+            step_model,
+            train_loader,
+            criterion,
+            optimizer,
+            device,
+            quiet,
+            f"epoch {epoch}/{config.epochs} train",
+            bf16,
+            scheduler if per_step else None,
         ).reduced(context)
-        labels, scores = predict_loader(step_model, validation_loader, device, quiet, f"epoch {epoch} validate")
+        labels, scores = predict_loader(step_model, validation_loader, device, quiet, f"epoch {epoch} validate", bf16)
         labels, scores = gather_predictions(labels, scores, context)
-        scheduler.step()
+        if not per_step:
+            scheduler.step()
         row = {
             "epoch": epoch,
             "lr": lr,
@@ -426,7 +482,7 @@ def fit(
             "seconds": round(time.perf_counter() - epoch_start, 3),
         }
         history.append(row)
-        improved = stopper.update(row["val_loss"], epoch)
+        improved = stopper.update(row[config.monitor], epoch)
         logger.info(
             "epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f auc %.4f | %.1fs%s",
             epoch,
@@ -473,7 +529,7 @@ def fit(
     return FitResult(
         run_dir=run_dir,
         best_epoch=stopper.best_epoch,
-        best_val_loss=stopper.best_loss,
+        best_val_loss=next((row["val_loss"] for row in history if row["epoch"] == stopper.best_epoch), math.nan),
         epochs_run=len(history),
         stopped_early=stopped_early,
         seconds=sum(row["seconds"] for row in history) if history else time.perf_counter() - started,
