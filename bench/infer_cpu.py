@@ -25,11 +25,11 @@ import torch
 
 from dfdetect.data.discovery import list_samples, split_folder
 from dfdetect.data.images import load_rgb
-from dfdetect.export import onnx_bytes
-from dfdetect.inference import Predictor, load_model
 from dfdetect.models import Detector, create_model
-from dfdetect.openvino_runtime import RECHECK_MARGIN, OpenVinoPredictor, cpu_has_bf16
-from dfdetect.prediction import preprocess_numpy
+from dfdetect.runtime import preprocess_numpy
+from dfdetect.runtime.export import onnx_bytes
+from dfdetect.runtime.openvino_backend import RECHECK_MARGIN, OpenVinoPredictor, cpu_has_bf16
+from dfdetect.runtime.torch_backend import TorchPredictor, load_model
 
 Runner = Callable[[np.ndarray], np.ndarray]
 DEFAULT_PATH = "openvino bf16 + fp32 recheck"
@@ -80,7 +80,7 @@ def runners(model: Detector, size: int, recheck: bool = False) -> dict[str, Runn
         )[0].copy()
     if recheck and cpu_has_bf16():
         # dfdetect's CPU default: bf16, with scores within RECHECK_MARGIN logit of the threshold redone in fp32
-        paths[DEFAULT_PATH] = OpenVinoPredictor(Predictor(create_model_like(model), device="cpu")).logits
+        paths[DEFAULT_PATH] = OpenVinoPredictor(TorchPredictor(create_model_like(model), device="cpu")).logits
     return paths
 
 

@@ -44,7 +44,7 @@ def untrained_checkpoint(folder: Path, image_size: int) -> Path:
 def load_payloads(folder: Path | None) -> list[bytes]:
     """The request bodies: every image under `folder`, or 16 random-noise 224x224 JPEGs."""
     if folder is not None:
-        from dfdetect.prediction import expand_paths
+        from dfdetect.runtime import expand_paths
 
         payloads = [path.read_bytes() for path in expand_paths([str(folder)])]
         if not payloads:

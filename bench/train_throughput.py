@@ -30,7 +30,8 @@ from dfdetect.data.discovery import list_samples, split_folder
 from dfdetect.data.synthetic import make_synthetic_dataset
 from dfdetect.engine.device import default_workers, memory_format, place_model, resolve_device
 from dfdetect.engine.distributed import DistributedContext
-from dfdetect.engine.trainer import build_loader, build_optimizer, train_one_epoch, training_step
+from dfdetect.engine.loops import train_one_epoch, training_step
+from dfdetect.engine.trainer import build_loader, build_optimizer
 from dfdetect.models import create_model
 
 

@@ -5,8 +5,8 @@ from PIL import Image
 
 from dfdetect.engine.trainer import fit
 from dfdetect.explain import gradcam_heatmaps, overlay
-from dfdetect.inference import Predictor
 from dfdetect.models import list_models
+from dfdetect.runtime.torch_backend import TorchPredictor
 from tests.conftest import tiny_config
 
 
@@ -17,7 +17,7 @@ def test_gradcam_for_every_registered_model(name: str, tiny_dataset: Path, tmp_p
     config = tiny_config(tiny_dataset, tmp_path / name, model=name, image_size=96, epochs=2, lr=3e-3)
     result = fit(config)
     assert result.model is not None
-    predictor = Predictor(result.model, device="cpu")
+    predictor = TorchPredictor(result.model, device="cpu")
     paths = (
         sorted((tiny_dataset / "Test" / "Fake").glob("*.jpg"))[:2]
         + sorted((tiny_dataset / "Test" / "Real").glob("*.jpg"))[:2]

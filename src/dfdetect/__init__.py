@@ -13,4 +13,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 CLASS_NAMES: tuple[str, str] = ("Fake", "Real")
 """Class names indexed by label: 0 = Fake, 1 = Real (the study's convention)."""
 
-__all__ = ["CLASS_NAMES", "__version__"]
+METADATA_KEY = "dfdetect"
+"""Where dfdetect's metadata lives: a key of the safetensors header, and of an exported ONNX model's properties."""
+
+__all__ = ["CLASS_NAMES", "METADATA_KEY", "__version__"]

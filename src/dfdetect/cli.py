@@ -116,6 +116,7 @@ def print_data_summary(summary: dict[str, dict[str, int]], bad_files: int, train
 
 def command_models(args: argparse.Namespace) -> int:
     from dfdetect.models import count_parameters, create_model, list_models, model_entry
+    from dfdetect.pretrained import DEFAULT_DETECTOR, shipped_detectors
     from dfdetect.reporting.tables import markdown_table
 
     rows = []
@@ -133,19 +134,33 @@ def command_models(args: argparse.Namespace) -> int:
         )
     print(markdown_table(["model", "parameters", "pretrained", "input", "description"], rows))
     print("\nAlso: timm/<name> builds any timm model (random init, or --weights-file PATH).")
+    shipped = [
+        [
+            detector.name + (" (default)" if detector.name == DEFAULT_DETECTOR else ""),
+            detector.version,
+            detector.release.get("architecture", ""),
+            detector.release.get("summary", ""),
+        ]
+        for detector in shipped_detectors()
+    ]
+    if shipped:
+        print("\nTrained detectors shipped with dfdetect (`--model NAME`; model card: docs/MODEL_CARD.md):\n")
+        print(markdown_table(["detector", "version", "architecture", "summary"], shipped))
     return 0
 
 
 def command_train(args: argparse.Namespace) -> int:
     from dfdetect.config import load_config
     from dfdetect.engine.trainer import fit, prepare_data
+    from dfdetect.recipes import read_recipe
 
     overrides = train_overrides(args)
     config_file = args.config
     if args.resume is not None:
         config_file = args.resume / "config.yaml"
         overrides["out"] = args.resume
-    config = load_config(config_file, overrides, recipe=None if args.resume is not None else args.recipe)
+    recipe = read_recipe(args.recipe) if args.resume is None else {}  # a resumed run's config.yaml is complete
+    config = load_config(config_file, overrides, base=recipe)
     if config.data is None or config.out is None:
         raise SystemExit("error: train needs --data DIR and --out RUN_DIR (or both in --config)")
     data = prepare_data(config)
@@ -161,12 +176,13 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
+    from dfdetect import pretrained
     from dfdetect.engine.checkpoint import resolve_checkpoint
     from dfdetect.evaluation import score_split, write_evaluation
-    from dfdetect.inference import Predictor
     from dfdetect.reporting.tables import LABEL_NOTE, metrics_table, table2
+    from dfdetect.runtime.torch_backend import TorchPredictor
 
-    predictor = Predictor.from_checkpoint(args.model, device=args.device, threshold=args.threshold)
+    predictor = TorchPredictor.from_checkpoint(args.model, device=args.device, threshold=args.threshold)
     evaluation = score_split(
         predictor,
         args.data,
@@ -179,6 +195,8 @@ def command_evaluate(args: argparse.Namespace) -> int:
     )
     checkpoint = resolve_checkpoint(args.model)
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    if run_dir == pretrained.folder():  # a shipped detector: never write into the installed package
+        run_dir = Path(f"eval-{predictor.metadata['release']['name']}")
     out = args.out or run_dir / f"eval-{evaluation.folder.name}" / "metrics.json"
     name = predictor.metadata.get("model", "model")
     write_evaluation(evaluation, out, args.per_image, title=name)
@@ -208,6 +226,7 @@ def command_demo(args: argparse.Namespace) -> int:
 
 def command_experiment(args: argparse.Namespace) -> int:
     from dfdetect.experiment import run_experiment
+    from dfdetect.recipes import read_recipe
     from dfdetect.reporting.tables import LABEL_NOTE, table2
 
     overrides = train_overrides(args)
@@ -216,7 +235,9 @@ def command_experiment(args: argparse.Namespace) -> int:
     config_files = dict(args.model_config)
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     command = "dfdetect " + " ".join(sys.argv[1:]) if sys.argv[1:] else "dfdetect experiment"
-    outcomes, report = run_experiment(args.data, models, args.out, overrides, config_files, command, tqdm_progress)
+    outcomes, report = run_experiment(
+        args.data, models, args.out, overrides, config_files, command, tqdm_progress, read_recipe(args.recipe)
+    )
     rows = {o.model: {**o.metrics, "epochs": o.epochs, "minutes": o.minutes} for o in outcomes}
     print(table2(rows, extra_columns=("epochs", "minutes")))
     print(f"\n{LABEL_NOTE}\nreport: {report} and {report.with_suffix('.html')}")
@@ -225,13 +246,14 @@ def command_experiment(args: argparse.Namespace) -> int:
 
 def command_tune(args: argparse.Namespace) -> int:
     from dfdetect.config import load_config
+    from dfdetect.recipes import read_recipe
     from dfdetect.tuning import load_search_space, tune
 
     overrides = train_overrides(args)
     overrides["out"] = None
     if overrides["fraction"] is None:
         overrides["fraction"] = 0.1  # the study searched on 10% of Train
-    base = load_config(args.config, overrides)
+    base = load_config(args.config, overrides, base=read_recipe(args.recipe))
     if base.data is None:
         raise SystemExit("error: tune needs --data DIR")
     space = load_search_space(args.search_space, base)
@@ -258,7 +280,12 @@ def command_tune(args: argparse.Namespace) -> int:
 def format_predictions(predictions: list[Any], fmt: str) -> str:
     """table, csv, json or jsonl text for a list of Prediction."""
     import csv
+    import dataclasses
     import io
+
+    from dfdetect.runtime import Prediction
+
+    fieldnames = [field.name for field in dataclasses.fields(Prediction)]
 
     rows = [p.to_dict() for p in predictions]
     if fmt == "json":
@@ -267,12 +294,14 @@ def format_predictions(predictions: list[Any], fmt: str) -> str:
         return "".join(json.dumps(row) + "\n" for row in rows)
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=["path", "label", "p_fake", "p_real", "error"])
+        writer = csv.DictWriter(buffer, fieldnames=fieldnames)
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue()
     width = max([len("path"), *(len(row["path"]) for row in rows)])
-    lines = [f"{'path':<{width}}  {'label':<5}  {'p_fake':>6}  {'p_real':>6}"]
+    models = sorted({row["model"] for row in rows if row["model"]})
+    lines = [f"model: {', '.join(models)}"] if models else []
+    lines.append(f"{'path':<{width}}  {'label':<5}  {'p_fake':>6}  {'p_real':>6}")
     for row in rows:
         if row["error"]:
             lines.append(f"{row['path']:<{width}}  error: {row['error']}")
@@ -282,9 +311,11 @@ def format_predictions(predictions: list[Any], fmt: str) -> str:
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    from dfdetect.prediction import expand_paths, load_predictor
+    from dfdetect.pretrained import default_detector_path
+    from dfdetect.runtime import expand_paths, load_predictor
 
-    predictor = load_predictor(args.model, runtime=args.runtime, device=args.device, threshold=args.threshold)
+    model = args.model or default_detector_path()
+    predictor = load_predictor(model, runtime=args.runtime, device=args.device, threshold=args.threshold)
     paths = expand_paths(args.paths)
     if not paths:
         print("error: no images found in the given paths", file=sys.stderr)
@@ -306,9 +337,9 @@ def command_predict(args: argparse.Namespace) -> int:
             print("error: --explain needs a PyTorch checkpoint (Grad-CAM), not an ONNX model", file=sys.stderr)
             return 2
         from dfdetect.explain import write_explanations
-        from dfdetect.inference import Predictor
+        from dfdetect.runtime.torch_backend import TorchPredictor
 
-        assert isinstance(predictor, Predictor)  # supports_explain: a PyTorch model is loaded
+        assert isinstance(predictor, TorchPredictor)  # supports_explain: a PyTorch model is loaded
         write_explanations(predictor, predictions, args.explain, prepare)
         print(f"Grad-CAM heatmaps: {args.explain}", file=sys.stderr)
     failed = sum(1 for p in predictions if p.error)
@@ -318,7 +349,7 @@ def command_predict(args: argparse.Namespace) -> int:
 
 
 def command_export(args: argparse.Namespace) -> int:
-    from dfdetect.export import export_onnx
+    from dfdetect.runtime.export import export_onnx
 
     out = export_onnx(args.model, args.out, opset=args.opset)
     print(f"wrote {out} (input 'images' N x 3 x H x W normalised float32, output 'logits' for Real)")
@@ -329,12 +360,14 @@ def command_export(args: argparse.Namespace) -> int:
 def command_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from dfdetect.prediction import load_predictor
+    from dfdetect.pretrained import default_detector_path
+    from dfdetect.runtime import load_predictor
     from dfdetect.serving.app import create_app
 
-    predictor = load_predictor(args.model, runtime=args.runtime, device=args.device, threshold=args.threshold)
+    model = args.model or default_detector_path()
+    predictor = load_predictor(model, runtime=args.runtime, device=args.device, threshold=args.threshold)
     app = create_app(predictor, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels)
-    print(f"serving {predictor.metadata.get('model')} ({predictor.runtime}) on http://{args.host}:{args.port}/")
+    print(f"serving {predictor.model_label} ({predictor.runtime}) on http://{args.host}:{args.port}/")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
@@ -359,7 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a trained detector on a split")
-    evaluate.add_argument("--model", type=Path, required=True, help="run folder or checkpoint file")
+    evaluate.add_argument(
+        "--model", type=Path, required=True, help="run folder, checkpoint file or shipped detector name"
+    )
     evaluate.add_argument("--data", type=Path, required=True, help="dataset root, or a folder with Real/Fake")
     evaluate.add_argument("--split", default="Test")
     evaluate.add_argument("--threshold", type=float, default=0.5, help="predict Real when P(Real) >= this")
@@ -396,7 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--out", type=Path, required=True, help="folder for the study, trials and outputs")
 
     predict = commands.add_parser("predict", help="score images: files, folders (recursive) or globs")
-    predict.add_argument("--model", type=Path, required=True, help="run folder, checkpoint, or exported .onnx")
+    predict.add_argument(
+        "--model", type=Path, help="run folder, checkpoint, exported .onnx, or shipped detector (default: dfdc-lite0)"
+    )
     predict.add_argument("paths", nargs="+", metavar="PATH")
     predict.add_argument(
         "--format", choices=("table", "csv", "json", "jsonl"), help="default: table on a terminal, csv otherwise"
@@ -415,13 +452,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--crop-face", action="store_true", help="score the largest detected face (OpenCV)")
 
     export = commands.add_parser("export", help="export a trained detector to ONNX")
-    export.add_argument("--model", type=Path, required=True, help="run folder or checkpoint")
+    export.add_argument("--model", type=Path, required=True, help="run folder, checkpoint or shipped detector")
     export.add_argument("--format", choices=("onnx",), default="onnx")
     export.add_argument("--out", type=Path, required=True)
     export.add_argument("--opset", type=int, default=17)
 
     serve = commands.add_parser("serve", help="HTTP API and web page over a trained detector")
-    serve.add_argument("--model", type=Path, required=True, help="run folder, checkpoint, or exported .onnx")
+    serve.add_argument(
+        "--model", type=Path, help="run folder, checkpoint, exported .onnx, or shipped detector (default: dfdc-lite0)"
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--runtime", choices=("auto", "torch", "onnx", "openvino"), default="auto")

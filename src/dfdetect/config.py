@@ -218,15 +218,12 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_config(
-    path: Path | None = None, overrides: dict[str, Any] | None = None, recipe: str | None = None
+    path: Path | None = None, overrides: dict[str, Any] | None = None, base: dict[str, Any] | None = None
 ) -> TrainConfig:
-    """Defaults < shipped `recipe` < YAML file at `path` < `overrides` (command line; None means not given)."""
-    from dfdetect.recipes import read_recipe
-
-    from_recipe = read_recipe(recipe)
+    """Defaults < `base` (a shipped recipe) < YAML file at `path` < `overrides` (command line; None = not given)."""
     from_file = read_yaml(path) if path is not None else {}
     try:
-        return build_config(from_recipe, from_file, overrides or {})
+        return build_config(base or {}, from_file, overrides or {})
     except ConfigError as error:
         where = f"{path}: " if path is not None and not str(error).startswith(str(path)) else ""
         raise ConfigError(f"{where}{error}") from None

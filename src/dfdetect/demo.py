@@ -9,9 +9,10 @@ from typing import Any
 
 from dfdetect.config import TrainConfig
 from dfdetect.data.synthetic import make_synthetic_dataset
-from dfdetect.engine.trainer import Progress, fit, no_progress
+from dfdetect.engine.loops import Progress, no_progress
+from dfdetect.engine.trainer import fit
 from dfdetect.evaluation import score_split, write_evaluation
-from dfdetect.inference import Predictor
+from dfdetect.runtime.torch_backend import TorchPredictor
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def run_demo(
         logger.info("demo: training %s", model)
         result = fit(demo_config(data, out / model, model, epochs, image_size), progress=progress)
         assert result.model is not None
-        predictor = Predictor(result.model, device="cpu")
+        predictor = TorchPredictor(result.model, device="cpu")
         evaluation = score_split(predictor, data, "Test", batch_size=64, workers=0)
         write_evaluation(evaluation, out / model / "test" / "metrics.json", title=model)
         results.append(DemoResult(model, evaluation.metrics, result.epochs_run, result.seconds, out / model))

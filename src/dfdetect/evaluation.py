@@ -16,10 +16,10 @@ from dfdetect.data.dataset import FaceDataset, make_loader
 from dfdetect.data.discovery import BadFile, Sample, load_split, split_folder, write_bad_files
 from dfdetect.data.images import DEFAULT_MAX_PIXELS
 from dfdetect.engine.device import default_workers
-from dfdetect.engine.trainer import Progress, no_progress, predict_loader
-from dfdetect.inference import Predictor
+from dfdetect.engine.loops import Progress, no_progress, predict_loader
 from dfdetect.metrics import classification_metrics
 from dfdetect.reporting.plots import plot_confusion_matrix, plot_roc_curves, save_figure
+from dfdetect.runtime.torch_backend import TorchPredictor
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class Evaluation:
 
 
 def score_split(
-    predictor: Predictor,
+    predictor: TorchPredictor,
     data: Path,
     split: str = "Test",
     batch_size: int = 64,

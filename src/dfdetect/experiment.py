@@ -23,14 +23,14 @@ from dfdetect import CLASS_NAMES, __version__
 from dfdetect.config import TrainConfig, build_config, read_yaml
 from dfdetect.data.discovery import list_samples, split_folder
 from dfdetect.data.images import load_rgb
-from dfdetect.engine.trainer import Progress, fit, no_progress
+from dfdetect.engine.loops import Progress, no_progress
+from dfdetect.engine.trainer import fit
 from dfdetect.evaluation import score_split, write_evaluation
-from dfdetect.inference import Predictor
-from dfdetect.models import model_entry
-from dfdetect.models.densenet import torchvision_weights_path
+from dfdetect.models import weights_present
 from dfdetect.reporting.plots import plot_image_grid, plot_roc_curves, save_figure
 from dfdetect.reporting.report import Report
 from dfdetect.reporting.tables import LABEL_NOTE, table2
+from dfdetect.runtime.torch_backend import TorchPredictor
 
 logger = logging.getLogger(__name__)
 
@@ -50,20 +50,19 @@ class ModelOutcome:
     scores: np.ndarray
 
 
-def pretrained_available(model: str) -> bool:
-    """Whether ImageNet weights for `model` are on this machine (packaged, or in torchvision's cache)."""
-    if model == "densenet121":
-        return torchvision_weights_path().is_file()
-    return not model.startswith("timm/") and model_entry(model).pretrained_available
-
-
 def experiment_config(
-    model: str, data: Path, out: Path, overrides: dict[str, Any], config_file: Path | None
+    model: str,
+    data: Path,
+    out: Path,
+    overrides: dict[str, Any],
+    config_file: Path | None,
+    recipe: dict[str, Any] | None = None,
 ) -> TrainConfig:
-    """The study's recipe < the model's config file < command-line overrides; pretrained where weights exist."""
-    base = {"model": model, "data": data, "out": out / model, "pretrained": pretrained_available(model)}
+    """The study's recipe (or a shipped `recipe`) < the model's config file < command-line overrides; pretrained
+    where weights exist."""
+    base = {"model": model, "data": data, "out": out / model, "pretrained": weights_present(model)}
     from_file = read_yaml(config_file) if config_file else {}
-    return build_config(base, from_file, {**overrides, "model": model, "out": out / model, "data": data})
+    return build_config(base, recipe or {}, from_file, {**overrides, "model": model, "out": out / model, "data": data})
 
 
 def read_per_image(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -83,7 +82,7 @@ def run_model(config: TrainConfig, progress: Progress = no_progress) -> ModelOut
         resume = (run_dir / "checkpoints" / "last.safetensors").is_file()
         result = fit(config, resume=resume, progress=progress)
         assert result.model is not None
-        predictor = Predictor(result.model, device=config.device)
+        predictor = TorchPredictor(result.model, device=config.device)
         evaluation = score_split(
             predictor,
             config.data,
@@ -202,9 +201,11 @@ def run_experiment(
     config_files: dict[str, Path] | None = None,
     command: str = "",
     progress: Progress = no_progress,
+    recipe: dict[str, Any] | None = None,
 ) -> tuple[list[ModelOutcome], Path]:
     """Train, test and report every model; returns the outcomes and the Markdown report's path."""
-    configs = {m: experiment_config(m, data, out, overrides or {}, (config_files or {}).get(m)) for m in models}
+    files = config_files or {}
+    configs = {m: experiment_config(m, data, out, overrides or {}, files.get(m), recipe) for m in models}
     outcomes = []
     for model in models:
         logger.info("experiment: %s (pretrained: %s)", model, configs[model].pretrained)

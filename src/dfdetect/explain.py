@@ -14,14 +14,14 @@ from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
 
 from dfdetect.data.images import load_rgb
-from dfdetect.inference import Predictor
-from dfdetect.prediction import Prediction
+from dfdetect.runtime import Prediction
+from dfdetect.runtime.torch_backend import TorchPredictor
 
 # Grad-CAM hooks the model while it runs: one explanation at a time per process.
 _LOCK = threading.Lock()
 
 
-def gradcam_heatmaps(predictor: Predictor, images: Sequence[Image.Image]) -> tuple[list[np.ndarray], np.ndarray]:
+def gradcam_heatmaps(predictor: TorchPredictor, images: Sequence[Image.Image]) -> tuple[list[np.ndarray], np.ndarray]:
     """Heatmaps in [0, 1] at each image's own size (for the predicted class), and P(Real) per image."""
     model = predictor.model
     layer = dict(model.named_modules())[model.explain_layer]
@@ -47,7 +47,7 @@ def overlay(image: Image.Image, heatmap: np.ndarray) -> Image.Image:
 
 
 def write_explanations(
-    predictor: Predictor,
+    predictor: TorchPredictor,
     predictions: Sequence[Prediction],
     folder: Path,
     prepare: Callable[[Image.Image, str], Image.Image] | None = None,

@@ -27,7 +27,8 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from dfdetect.config import ConfigError, TrainConfig, read_yaml
-from dfdetect.engine.trainer import Progress, fit, no_progress, prepare_data
+from dfdetect.engine.loops import Progress, no_progress
+from dfdetect.engine.trainer import fit, prepare_data
 from dfdetect.errors import TuneError
 from dfdetect.reporting.plots import plot_search_history, save_figure
 from dfdetect.reporting.tables import markdown_table

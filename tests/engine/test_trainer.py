@@ -13,8 +13,8 @@ from dfdetect.config import TrainConfig
 from dfdetect.engine.checkpoint import load_checkpoint
 from dfdetect.engine.device import cpu_has_bf16_units, use_bf16
 from dfdetect.engine.trainer import EarlyStopping, SmoothedBCEWithLogits, build_optimizer, build_scheduler, fit
-from dfdetect.inference import load_model
 from dfdetect.models import create_model
+from dfdetect.runtime.torch_backend import load_model
 from tests.conftest import tiny_config
 
 

@@ -6,18 +6,28 @@ from PIL import Image
 
 from dfdetect.data.transforms import build_eval_transform
 from dfdetect.models import WeightsError, create_model
-from dfdetect.models.efficientnet import imagenet_efficientnet_lite0, packaged_weights_path
+from dfdetect.models.efficientnet import (
+    VARIANTS,
+    imagenet_efficientnet_lite,
+    imagenet_efficientnet_lite0,
+    packaged_weights_path,
+)
 from dfdetect.models.timm_models import preprocessing_of
 
 # ImageNet classes 281-285: tabby, tiger cat, Persian, Siamese, Egyptian cat.
 CAT_CLASSES = set(range(281, 286))
 
 
-def test_packaged_weights_are_imagenet_a_cat_is_a_cat() -> None:
+NATIVE_SIZE = {0: 224, 1: 240, 2: 260}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_packaged_weights_are_imagenet_a_cat_is_a_cat(variant: int) -> None:
     skimage_data = pytest.importorskip("skimage.data")
-    network = imagenet_efficientnet_lite0().eval()
+    network = imagenet_efficientnet_lite(variant).eval()  # strict load of the mapped keys
     preprocessing = preprocessing_of(network)
     assert preprocessing.mean == (0.5, 0.5, 0.5) and preprocessing.interpolation == "bicubic"
+    assert preprocessing.input_size == NATIVE_SIZE[variant]
     image = Image.fromarray(skimage_data.chelsea())
     with torch.no_grad():
         top5 = network(build_eval_transform(preprocessing)(image)[None]).topk(5).indices[0].tolist()
@@ -38,8 +48,15 @@ def test_detector_keeps_the_weights_and_the_preprocessing() -> None:
     assert model.preprocessing.std == (0.5, 0.5, 0.5)
 
 
-def test_packaged_file_exists() -> None:
-    assert packaged_weights_path().is_file()
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_packaged_file_exists(variant: int) -> None:
+    assert packaged_weights_path(variant).is_file()
+    assert f"lite{variant}" in packaged_weights_path(variant).name
+
+
+def test_lite_variants_do_not_take_each_others_weights() -> None:
+    with pytest.raises(WeightsError, match="lite0"):
+        imagenet_efficientnet_lite(1, weights_file=packaged_weights_path(0))
 
 
 def test_corrupt_weights_file_is_named(tmp_path: Path) -> None:

@@ -53,7 +53,10 @@ def test_dropout_option_reaches_the_head() -> None:
 
 
 def test_unknown_model_lists_the_known_ones() -> None:
-    with pytest.raises(UnknownModelError, match="known models: densenet121, efficientnet_lite0, own_cnn"):
+    with pytest.raises(
+        UnknownModelError,
+        match="known models: densenet121, efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, own_cnn",
+    ):
         create_model("resnet_from_the_future")
 
 

@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from dfdetect.export import export_onnx
-from dfdetect.inference import Predictor
-from dfdetect.onnx_runtime import OnnxPredictor
+from dfdetect.runtime.export import export_onnx
+from dfdetect.runtime.onnx_backend import OnnxPredictor
+from dfdetect.runtime.torch_backend import TorchPredictor
 from dfdetect.serving.app import create_app
 
 LIMIT = 300_000
@@ -38,7 +38,7 @@ def jpeg(size: tuple[int, int] = (40, 30), color: str = "tan") -> bytes:
 
 @pytest.fixture(scope="module")
 def client(trained_run: Path) -> TestClient:
-    return TestClient(create_app(Predictor.from_checkpoint(trained_run, device="cpu"), max_upload_bytes=LIMIT))
+    return TestClient(create_app(TorchPredictor.from_checkpoint(trained_run, device="cpu"), max_upload_bytes=LIMIT))
 
 
 def test_health_model_and_page(client: TestClient) -> None:

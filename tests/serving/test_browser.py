@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from dfdetect.inference import Predictor
+from dfdetect.runtime.torch_backend import TorchPredictor
 from dfdetect.serving.app import create_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -35,7 +35,7 @@ def server(trained_run: Path) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    app = create_app(Predictor.from_checkpoint(trained_run, device="cpu"))
+    app = create_app(TorchPredictor.from_checkpoint(trained_run, device="cpu"))
     instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()

@@ -10,13 +10,13 @@ schemathesis = pytest.importorskip("schemathesis", reason="schemathesis not inst
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 
-from dfdetect.inference import Predictor  # noqa: E402
+from dfdetect.runtime.torch_backend import TorchPredictor  # noqa: E402
 from dfdetect.serving.app import create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def schema(trained_run: Path):  # type: ignore[no-untyped-def]
-    app = create_app(Predictor.from_checkpoint(trained_run, device="cpu"))
+    app = create_app(TorchPredictor.from_checkpoint(trained_run, device="cpu"))
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

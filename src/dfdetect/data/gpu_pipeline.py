@@ -24,8 +24,7 @@ from PIL import Image
 
 from dfdetect.data.dataset import EpochSampler
 from dfdetect.data.discovery import Sample
-from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
-from dfdetect.prediction import RESAMPLING
+from dfdetect.data.images import DEFAULT_MAX_PIXELS, RESAMPLING, load_rgb
 from dfdetect.preprocessing import AugmentConfig, Preprocessing
 
 logger = logging.getLogger(__name__)

@@ -13,6 +13,13 @@ from PIL import Image, ImageOps
 
 from dfdetect.errors import ImageLoadError, ImageTooLargeError, UnsupportedImageError
 
+RESAMPLING = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+}
+"""PIL resampling filter for each interpolation name a Preprocessing spec may carry."""
+
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})

@@ -18,10 +18,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from dfdetect import CLASS_NAMES, __version__
+from dfdetect import CLASS_NAMES, METADATA_KEY, __version__
 from dfdetect.errors import CheckpointError
+from dfdetect.pretrained import shipped_detector, shipped_detectors
 
-METADATA_KEY = "dfdetect"
 STATE_PREFIX = "train_state/"
 
 
@@ -140,12 +140,16 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
 
 
 def resolve_checkpoint(path: Path, which: str = "best") -> Path:
-    """A run folder means its `checkpoints/<which>.safetensors`; a file is taken as it is."""
+    """A run folder means its `checkpoints/<which>.safetensors`; a file is taken as it is; the name of a detector
+    shipped in the package (`dfdetect models` lists them) means its weights file."""
+    if not path.exists() and len(path.parts) == 1 and (shipped := shipped_detector(str(path))) is not None:
+        return shipped.path
     if path.is_dir():
         candidate = path / "checkpoints" / f"{which}.safetensors"
         if not candidate.is_file():
             raise CheckpointError(f"{path}: no checkpoints/{which}.safetensors in this folder; is it a run folder?")
         return candidate
     if not path.exists():
-        raise CheckpointError(f"{path}: no such run folder or checkpoint file")
+        names = ", ".join(detector.name for detector in shipped_detectors()) or "none"
+        raise CheckpointError(f"{path}: no such run folder, checkpoint file or shipped detector (shipped: {names})")
     return path

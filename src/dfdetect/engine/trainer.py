@@ -14,7 +14,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,9 @@ from dfdetect.data.discovery import BadFile, Sample, class_counts, load_split, w
 from dfdetect.data.gpu_pipeline import BatchAugment, CachedBatches, DecodedImages, cache_bytes
 from dfdetect.data.transforms import Preprocessing, build_eval_transform, build_train_transform
 from dfdetect.engine.checkpoint import atomic_write, build_metadata, load_checkpoint, save_checkpoint
-from dfdetect.engine.device import autocast, default_workers, memory_format, place_model, resolve_device, use_bf16
+from dfdetect.engine.device import default_workers, place_model, resolve_device, use_bf16
 from dfdetect.engine.distributed import DistributedContext, all_agree, cleanup, gather_predictions, init_distributed
+from dfdetect.engine.loops import Progress, no_progress, predict_loader, train_one_epoch
 from dfdetect.metrics import binary_cross_entropy
 from dfdetect.models import Detector, create_model
 from dfdetect.reporting.plots import plot_learning_curve, save_figure
@@ -40,14 +41,6 @@ from dfdetect.reporting.plots import plot_learning_curve, save_figure
 logger = logging.getLogger(__name__)
 
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_auc", "seconds")
-
-Progress = Callable[[Iterable[Any], str, int], Iterable[Any]]
-"""Wraps a batch iterable for display: (iterable, description, total) -> iterable. If what it returns has
-`set_postfix`, the trainer reports loss and images/s through it (tqdm does)."""
-
-
-def no_progress(iterable: Iterable[Any], description: str, total: int) -> Iterable[Any]:
-    return iterable
 
 
 @dataclass
@@ -77,30 +70,6 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     model: Detector | None = None
     """The model with the best epoch's weights restored."""
-
-
-@dataclass
-class EpochStats:
-    """Sums over one training epoch; `reduced` adds them up over all ranks."""
-
-    loss_sum: float
-    correct: int
-    seen: int
-
-    @property
-    def loss(self) -> float:
-        return self.loss_sum / max(self.seen, 1)
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / max(self.seen, 1)
-
-    def reduced(self, context: DistributedContext) -> EpochStats:
-        if not context.enabled:
-            return self
-        totals = torch.tensor([self.loss_sum, self.correct, self.seen], dtype=torch.float64)
-        torch.distributed.all_reduce(totals)
-        return EpochStats(float(totals[0]), int(totals[1]), int(totals[2]))
 
 
 class EarlyStopping:
@@ -154,81 +123,6 @@ def prepare_data(config: TrainConfig) -> DataBundle:
     validation, bad_validation = load_split(config.data, "Validation", config.strict_data, config.max_image_pixels)
     train = stratified_fraction(train_all, config.fraction, config.seed)
     return DataBundle(train, validation, bad_train + bad_validation, len(train_all))
-
-
-def training_step(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    criterion: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    device: torch.device,
-    bf16: bool | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step on a batch already on the device (bf16 autocast on CUDA, or when `bf16`);
-    returns (loss, logits)."""
-    with autocast(device, bf16):
-        logits = model(images)
-    loss = criterion(logits.float(), labels)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss, logits
-
-
-def train_one_epoch(
-    model: nn.Module,
-    loader: DataLoader,
-    criterion: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    device: torch.device,
-    progress: Progress = no_progress,
-    description: str = "train",
-    bf16: bool | None = None,
-    step_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-) -> EpochStats:
-    """One pass over the training data; returns the loss and accuracy sums over all its images.
-
-    `step_scheduler`, when given, is stepped after every batch (warm-up + cosine); the loss is on the
-    criterion's targets, the accuracy on the true labels."""
-    model.train()
-    total_loss, correct, seen = 0.0, 0, 0
-    start = time.perf_counter()
-    bar = progress(loader, description, len(loader))
-    for images, labels in bar:
-        images = images.to(device, non_blocking=True, memory_format=memory_format(device, bf16))
-        labels = labels.to(device, non_blocking=True)
-        loss, logits = training_step(model, images, labels, criterion, optimizer, device, bf16)
-        if step_scheduler is not None:
-            step_scheduler.step()
-        batch = labels.numel()
-        total_loss += loss.item() * batch
-        correct += int(((logits.detach() >= 0).float() == labels).sum().item())
-        seen += batch
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}", img_s=f"{seen / (time.perf_counter() - start):.1f}")
-    return EpochStats(total_loss, correct, seen)
-
-
-@torch.no_grad()
-def predict_loader(
-    model: nn.Module,
-    loader: DataLoader,
-    device: torch.device,
-    progress: Progress = no_progress,
-    description: str = "eval",
-    bf16: bool | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Score a whole loader; returns (labels, P(Real)) as arrays, collected before any metric is computed."""
-    model.eval()
-    all_labels, all_scores = [], []
-    for images, labels in progress(loader, description, len(loader)):
-        images = images.to(device, non_blocking=True, memory_format=memory_format(device, bf16))
-        with autocast(device, bf16):
-            logits = model(images)
-        all_scores.append(torch.sigmoid(logits.float()).cpu())
-        all_labels.append(labels.cpu())  # the device cache yields labels already on the GPU
-    return torch.cat(all_labels).numpy().astype(int), torch.cat(all_scores).numpy().astype(np.float64)
 
 
 def validation_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:

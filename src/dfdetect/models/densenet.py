@@ -48,7 +48,7 @@ def load_imagenet_weights(model: nn.Module, weights_file: Path | None) -> Path:
 
 @register_model(
     "torchvision DenseNet121 with the study's head (Linear 1024-512, BN, ReLU, Dropout, Linear 512-1)",
-    pretrained_available=True,
+    default_weights=torchvision_weights_path,
 )
 def densenet121(dropout: float = 0.35, pretrained: bool = False, weights_file: Path | None = None) -> Detector:
     """7,480,193 parameters, all trainable; `pretrained` loads ImageNet weights from a local file."""

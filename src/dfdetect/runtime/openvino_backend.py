@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from dfdetect.export import onnx_bytes
-from dfdetect.inference import Predictor
+from dfdetect.runtime.export import onnx_bytes
+from dfdetect.runtime.torch_backend import TorchPredictor
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +64,14 @@ def threshold_logit(threshold: float) -> float:
     return math.log(threshold / (1.0 - threshold))
 
 
-class OpenVinoPredictor(Predictor):
-    """A PyTorch Predictor whose scoring runs through OpenVINO on the CPU (bf16 when the CPU supports it)."""
+class OpenVinoPredictor(TorchPredictor):
+    """A PyTorch TorchPredictor whose scoring runs through OpenVINO on the CPU (bf16 when the CPU supports it)."""
 
     runtime = "openvino"
 
-    def __init__(self, predictor: Predictor, precision: str = "auto", recheck_margin: float = RECHECK_MARGIN) -> None:
+    def __init__(
+        self, predictor: TorchPredictor, precision: str = "auto", recheck_margin: float = RECHECK_MARGIN
+    ) -> None:
         import openvino as ov
 
         super().__init__(predictor.model, predictor.metadata, device="cpu", threshold=predictor.threshold)

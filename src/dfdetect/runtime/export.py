@@ -12,9 +12,9 @@ import onnx
 import torch
 
 from dfdetect.engine.checkpoint import atomic_write
-from dfdetect.inference import load_model
 from dfdetect.models import Detector
-from dfdetect.onnx_runtime import METADATA_KEY
+from dfdetect.runtime.base import METADATA_KEY
+from dfdetect.runtime.torch_backend import load_model
 
 logger = logging.getLogger(__name__)
 

@@ -11,10 +11,8 @@ import numpy as np
 from PIL import Image
 
 from dfdetect.errors import CheckpointError
-from dfdetect.prediction import BasePredictor, preprocess_numpy
 from dfdetect.preprocessing import Preprocessing
-
-METADATA_KEY = "dfdetect"
+from dfdetect.runtime.base import METADATA_KEY, BasePredictor, preprocess_numpy
 
 
 def read_onnx_metadata(path: Path) -> dict[str, Any]:

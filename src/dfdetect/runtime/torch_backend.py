@@ -1,4 +1,5 @@
-"""Predictor: checkpoint -> preprocessing -> P(Real). The one path evaluation, the CLI and serving share."""
+"""TorchPredictor: checkpoint -> preprocessing -> P(Real) in PyTorch; evaluation, explanations and the OpenVINO
+path build on it."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from dfdetect.data.transforms import build_eval_transform
 from dfdetect.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from dfdetect.engine.device import autocast, memory_format, place_model, resolve_device
 from dfdetect.models import Detector, count_parameters, create_model
-from dfdetect.prediction import BasePredictor, Prediction
 from dfdetect.preprocessing import Preprocessing
+from dfdetect.runtime.base import BasePredictor
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Prediction", "Predictor", "load_model"]
+__all__ = ["TorchPredictor", "load_model"]
 
 
 def find_test_metrics(checkpoint: Path) -> dict[str, Any] | None:
@@ -48,7 +49,7 @@ def load_model(checkpoint: Path) -> tuple[Detector, dict[str, Any]]:
     return model, metadata
 
 
-class Predictor(BasePredictor):
+class TorchPredictor(BasePredictor):
     """Scores images with a trained detector in PyTorch; safe for concurrent calls (inference only)."""
 
     runtime = "torch"
@@ -66,7 +67,7 @@ class Predictor(BasePredictor):
         self.threshold = threshold
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Path, device: str = "auto", threshold: float = 0.5) -> Predictor:
+    def from_checkpoint(cls, checkpoint: Path, device: str = "auto", threshold: float = 0.5) -> TorchPredictor:
         model, metadata = load_model(checkpoint)
         return cls(model, metadata, device=device, threshold=threshold)
 

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from dfdetect.cli import main
-from dfdetect.inference import Predictor
-from dfdetect.prediction import expand_paths, preprocess_numpy
 from dfdetect.preprocessing import Preprocessing
+from dfdetect.runtime import expand_paths, preprocess_numpy
+from dfdetect.runtime.torch_backend import TorchPredictor
 
 
 def test_expand_paths_files_folders_globs(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -23,7 +23,7 @@ def test_expand_paths_files_folders_globs(tiny_dataset: Path, tmp_path: Path) ->
 
 
 def test_predict_paths_keeps_order_and_reports_bad_files(trained_run: Path, tiny_dataset: Path, tmp_path: Path) -> None:
-    predictor = Predictor.from_checkpoint(trained_run, device="cpu")
+    predictor = TorchPredictor.from_checkpoint(trained_run, device="cpu")
     good = sorted((tiny_dataset / "Test" / "Fake").glob("*.jpg"))[:3]
     text = tmp_path / "notes.jpg"
     text.write_text("not an image")
@@ -54,14 +54,15 @@ def test_predict_command_formats_and_exit_code(
     images = str(tiny_dataset / "Test" / "Real")
     assert main(["predict", "--model", str(trained_run), images, "--format", "jsonl", "--device", "cpu"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(rows) == 12 and set(rows[0]) == {"path", "label", "p_fake", "p_real", "error"}
+    assert len(rows) == 12 and set(rows[0]) == {"path", "label", "p_fake", "p_real", "error", "model"}
+    assert {row["model"] for row in rows} == {"own_cnn"}  # every row says which detector scored it
     out = tmp_path / "scores.csv"
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG broken")
     code = main(["predict", "--model", str(trained_run), images, str(bad), "--format", "csv", "--out", str(out)])
     assert code == 1  # one image failed
     lines = out.read_text().splitlines()
-    assert lines[0] == "path,label,p_fake,p_real,error" and len(lines) == 14 and "bad.png" in lines[-1]
+    assert lines[0] == "path,label,p_fake,p_real,error,model" and len(lines) == 14 and "bad.png" in lines[-1]
     assert main(["predict", "--model", str(trained_run), images, "--format", "table"]) == 0
     assert "p_fake" in capsys.readouterr().out
 

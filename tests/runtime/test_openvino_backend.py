@@ -3,20 +3,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfdetect.inference import Predictor
-from dfdetect.openvino_runtime import cpu_has_bf16
-from dfdetect.prediction import expand_paths, load_predictor
+from dfdetect.runtime import expand_paths, load_predictor
+from dfdetect.runtime.openvino_backend import cpu_has_bf16
+from dfdetect.runtime.torch_backend import TorchPredictor
 
 pytest.importorskip("openvino", reason="openvino not installed")
 
 
 def test_auto_runtime_on_cpu_is_openvino_and_agrees_with_pytorch(trained_run: Path, tiny_dataset: Path) -> None:
-    from dfdetect.openvino_runtime import OpenVinoPredictor
+    from dfdetect.runtime.openvino_backend import OpenVinoPredictor
 
     fast = load_predictor(trained_run, device="cpu")
     assert isinstance(fast, OpenVinoPredictor) and fast.runtime == "openvino" and fast.supports_explain
     assert fast.describe()["runtime"] == "openvino" and fast.describe()["precision"].startswith(fast.precision)
-    reference = Predictor.from_checkpoint(trained_run, device="cpu")
+    reference = TorchPredictor.from_checkpoint(trained_run, device="cpu")
     paths = expand_paths([str(tiny_dataset / "Test")])
     fast_scores = np.array([p.p_real for p in fast.predict_paths(paths)])
     reference_scores = np.array([p.p_real for p in reference.predict_paths(paths)])
@@ -26,10 +26,10 @@ def test_auto_runtime_on_cpu_is_openvino_and_agrees_with_pytorch(trained_run: Pa
 
 
 def test_fp32_openvino_matches_pytorch_closely(trained_run: Path, tiny_dataset: Path) -> None:
-    from dfdetect.openvino_runtime import OpenVinoPredictor
+    from dfdetect.runtime.openvino_backend import OpenVinoPredictor
 
-    reference = Predictor.from_checkpoint(trained_run, device="cpu")
-    fp32 = OpenVinoPredictor(Predictor.from_checkpoint(trained_run, device="cpu"), precision="f32")
+    reference = TorchPredictor.from_checkpoint(trained_run, device="cpu")
+    fp32 = OpenVinoPredictor(TorchPredictor.from_checkpoint(trained_run, device="cpu"), precision="f32")
     paths = expand_paths([str(tiny_dataset / "Test")])
     a = np.array([p.p_real for p in fp32.predict_paths(paths)])
     b = np.array([p.p_real for p in reference.predict_paths(paths)])
@@ -40,21 +40,21 @@ needs_bf16 = pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bf16
 
 
 @pytest.fixture
-def test_batch(trained_run: Path, tiny_dataset: Path) -> tuple[Predictor, np.ndarray, np.ndarray]:
+def test_batch(trained_run: Path, tiny_dataset: Path) -> tuple[TorchPredictor, np.ndarray, np.ndarray]:
     """The trained model, the preprocessed Test split as one batch, and its fp32 OpenVINO logits."""
     from dfdetect.data.images import load_rgb
-    from dfdetect.openvino_runtime import OpenVinoPredictor
+    from dfdetect.runtime.openvino_backend import OpenVinoPredictor
 
-    base = Predictor.from_checkpoint(trained_run, device="cpu")
+    base = TorchPredictor.from_checkpoint(trained_run, device="cpu")
     batch = base.preprocess([load_rgb(path) for path in expand_paths([str(tiny_dataset / "Test")])]).numpy()
     return base, batch, OpenVinoPredictor(base, precision="f32").logits(batch)
 
 
 @needs_bf16
 def test_bf16_scores_near_the_threshold_are_redone_in_fp32(
-    trained_run: Path, test_batch: tuple[Predictor, np.ndarray, np.ndarray]
+    trained_run: Path, test_batch: tuple[TorchPredictor, np.ndarray, np.ndarray]
 ) -> None:
-    from dfdetect.openvino_runtime import OpenVinoPredictor, threshold_logit
+    from dfdetect.runtime.openvino_backend import OpenVinoPredictor, threshold_logit
 
     base, batch, fp32 = test_batch
     bf16 = OpenVinoPredictor(base, precision="bf16", recheck_margin=0.0).logits(batch)
@@ -64,7 +64,7 @@ def test_bf16_scores_near_the_threshold_are_redone_in_fp32(
     distance = np.abs(bf16 - threshold_logit(threshold))
     margin = float(np.median(distance))
     mixed = OpenVinoPredictor(
-        Predictor.from_checkpoint(trained_run, device="cpu", threshold=threshold),
+        TorchPredictor.from_checkpoint(trained_run, device="cpu", threshold=threshold),
         precision="bf16",
         recheck_margin=margin,
     )
@@ -79,12 +79,12 @@ def test_bf16_scores_near_the_threshold_are_redone_in_fp32(
 
 @needs_bf16
 def test_when_most_scores_crowd_the_threshold_fp32_runs_alone(
-    test_batch: tuple[Predictor, np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+    test_batch: tuple[TorchPredictor, np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dfdetect import openvino_runtime
-    from dfdetect.openvino_runtime import FP32_FIRST_ABOVE, OpenVinoPredictor
+    from dfdetect.runtime import openvino_backend
+    from dfdetect.runtime.openvino_backend import FP32_FIRST_ABOVE, OpenVinoPredictor
 
-    real_infer = openvino_runtime.infer
+    real_infer = openvino_backend.infer
     base, batch, fp32 = test_batch
     crowded = OpenVinoPredictor(base, precision="bf16", recheck_margin=1e6)  # every score counts as near
     shares = []
@@ -93,7 +93,7 @@ def test_when_most_scores_crowd_the_threshold_fp32_runs_alone(
         shares.append(crowded.near_share)
     assert shares == sorted(shares) and shares[-1] > FP32_FIRST_ABOVE  # it learned to run fp32 first
     used = []
-    monkeypatch.setattr(openvino_runtime, "infer", lambda compiled, b: used.append(compiled) or real_infer(compiled, b))
+    monkeypatch.setattr(openvino_backend, "infer", lambda compiled, b: used.append(compiled) or real_infer(compiled, b))
     crowded.logits(batch)
     assert used == [crowded.exact]  # one fp32 pass, no bf16 pass
     spread = OpenVinoPredictor(base, precision="bf16", recheck_margin=1e-9)  # nothing is near

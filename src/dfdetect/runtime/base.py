@@ -1,4 +1,5 @@
-"""What every runtime shares (no torch here): path expansion, numpy preprocessing, batching with per-file errors."""
+"""What every runtime shares (no torch here): results, path expansion, numpy preprocessing, batching with per-file
+errors, and the key under which exported models carry dfdetect's metadata."""
 
 from __future__ import annotations
 
@@ -13,28 +14,27 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dfdetect.data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, load_rgb
+from dfdetect import METADATA_KEY
+from dfdetect.data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, RESAMPLING, load_rgb
 from dfdetect.errors import DfdetectError
 from dfdetect.preprocessing import Preprocessing
 
 logger = logging.getLogger(__name__)
 
-RESAMPLING = {
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "nearest": Image.Resampling.NEAREST,
-}
+__all__ = ["METADATA_KEY", "BasePredictor", "Prediction", "expand_paths", "preprocess_numpy"]
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One image's result: label is 'real' or 'fake'; error is set (and the rest None) when it failed."""
+    """One image's result: label is 'real' or 'fake'; error is set (and the scores None) when it failed; model
+    names the detector that scored it (`name version` for a shipped one)."""
 
     path: str
     label: str | None
     p_fake: float | None
     p_real: float | None
     error: str | None = None
+    model: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,7 +80,15 @@ class BasePredictor(ABC):
         return "real" if p_real >= self.threshold else "fake"
 
     def prediction(self, name: str, p_real: float) -> Prediction:
-        return Prediction(name, self.label_of(p_real), float(1 - p_real), float(p_real))
+        return Prediction(name, self.label_of(p_real), float(1 - p_real), float(p_real), model=self.model_label)
+
+    @property
+    def model_label(self) -> str:
+        """`name version` of a shipped detector, else the architecture of the run that trained it."""
+        release = self.metadata.get("release") or {}
+        if release:
+            return f"{release['name']} {release['version']}"
+        return str(self.metadata.get("model", "model"))
 
     def predict_paths(
         self,
@@ -107,10 +115,10 @@ class BasePredictor(ABC):
                 image = load_rgb(path, max_pixels=max_pixels)
                 pending.append((index, prepare(image, str(path)) if prepare else image))
             except FileNotFoundError:
-                results[index] = Prediction(str(path), None, None, None, f"{path}: no such file")
+                results[index] = Prediction(str(path), None, None, None, f"{path}: no such file", self.model_label)
             except (DfdetectError, OSError) as error:
                 logger.warning("cannot score %s: %s", path, error)
-                results[index] = Prediction(str(path), None, None, None, str(error))
+                results[index] = Prediction(str(path), None, None, None, str(error), self.model_label)
             if len(pending) >= batch_size:
                 flush()
         if pending:
@@ -119,8 +127,12 @@ class BasePredictor(ABC):
 
     def describe(self) -> dict[str, Any]:
         """Name, parameters, preprocessing and metrics, for people and for GET /v1/model."""
+        release = self.metadata.get("release") or {}
         return {
             "model": self.metadata.get("model"),
+            "name": release.get("name"),
+            "version": release.get("version"),
+            "label": self.model_label,
             "runtime": self.runtime,
             "parameters": self.metadata.get("parameters"),
             "preprocessing": self.preprocessing.to_dict(),
@@ -130,29 +142,3 @@ class BasePredictor(ABC):
             "test_metrics": self.metadata.get("test_metrics"),
             "epoch": self.metadata.get("epoch"),
         }
-
-
-def load_predictor(model: Path, runtime: str = "auto", device: str = "auto", threshold: float = 0.5) -> BasePredictor:
-    """A run folder or checkpoint, or an exported .onnx file, on the fastest path that keeps the labels.
-
-    runtime: torch, onnx (ONNX Runtime, never imports torch), openvino (CPU), or auto: ONNX Runtime for .onnx
-    files; for checkpoints OpenVINO when scoring on the CPU and it is installed (the fastest CPU path that passed
-    the label-parity check in bench/infer_cpu.py), else PyTorch.
-    """
-    if runtime == "onnx" or model.suffix == ".onnx":
-        from dfdetect.onnx_runtime import OnnxPredictor
-
-        return OnnxPredictor(model, threshold=threshold)
-    from dfdetect.inference import Predictor
-
-    predictor = Predictor.from_checkpoint(model, device=device, threshold=threshold)
-    if runtime == "openvino" or (runtime == "auto" and predictor.device.type == "cpu"):
-        from dfdetect.openvino_runtime import OpenVinoPredictor, openvino_available
-
-        if openvino_available():
-            return OpenVinoPredictor(predictor)
-        if runtime == "openvino":
-            from dfdetect.errors import ConfigError
-
-            raise ConfigError("--runtime openvino needs the `openvino` package: pip install openvino")
-    return predictor

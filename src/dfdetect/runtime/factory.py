@@ -1,0 +1,36 @@
+"""The one place that knows every scoring backend; each is imported only when chosen (ONNX needs no torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dfdetect.errors import ConfigError
+from dfdetect.runtime.base import BasePredictor
+
+RUNTIMES = ("auto", "torch", "onnx", "openvino")
+
+
+def load_predictor(model: Path, runtime: str = "auto", device: str = "auto", threshold: float = 0.5) -> BasePredictor:
+    """A run folder or checkpoint, or an exported .onnx file, on the fastest path that keeps the labels.
+
+    runtime: torch, onnx (ONNX Runtime, never imports torch), openvino (CPU), or auto: ONNX Runtime for .onnx
+    files; for checkpoints OpenVINO when scoring on the CPU and it is installed (the fastest CPU path that passed
+    the label-parity check in bench/infer_cpu.py), else PyTorch.
+    """
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
+    if runtime == "onnx" or model.suffix == ".onnx":
+        from dfdetect.runtime.onnx_backend import OnnxPredictor
+
+        return OnnxPredictor(model, threshold=threshold)
+    from dfdetect.runtime.torch_backend import TorchPredictor
+
+    predictor = TorchPredictor.from_checkpoint(model, device=device, threshold=threshold)
+    if runtime == "openvino" or (runtime == "auto" and predictor.device.type == "cpu"):
+        from dfdetect.runtime.openvino_backend import OpenVinoPredictor, openvino_available
+
+        if openvino_available():
+            return OpenVinoPredictor(predictor)
+        if runtime == "openvino":
+            raise ConfigError("--runtime openvino needs the `openvino` package: pip install openvino")
+    return predictor

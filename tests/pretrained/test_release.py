@@ -1,0 +1,67 @@
+"""Packaging a run as a shipped detector, on the tiny generated run (the real one is checked in test_shipped)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dfdetect import pretrained
+from dfdetect.cli import main
+from dfdetect.engine.checkpoint import load_checkpoint, resolve_checkpoint
+from dfdetect.errors import CheckpointError
+from dfdetect.pretrained.release import package_detector
+from dfdetect.runtime import load_predictor
+
+EXAMPLES = sorted((Path(__file__).parents[1] / "assets" / "examples").glob("*.jpg"))
+
+
+@pytest.fixture
+def packaged(trained_run: Path, tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The tiny run packaged as `tiny 0.1.0` into a folder that stands in for the package's."""
+    monkeypatch.setattr(pretrained, "folder", lambda: tmp_path)
+    release = {"summary": "a test detector", "command": "dfdetect train ..."}
+    return package_detector(
+        trained_run, tmp_path, "tiny", "0.1.0", release, tiny_dataset, examples=EXAMPLES, resamples=50
+    )
+
+
+def test_packaged_weights_are_fp16_with_release_metadata(packaged: Path) -> None:
+    state, metadata, train_state = load_checkpoint(packaged)
+    assert train_state is None
+    floats = [value for value in state.values() if value.is_floating_point()]
+    assert floats and all(value.dtype == torch.float16 for value in floats)
+    release = metadata["release"]
+    assert (release["name"], release["version"], release["architecture"]) == ("tiny", "0.1.0", "own_cnn")
+    assert set(release["examples"]) == {path.name for path in EXAMPLES}
+    for split in ("Validation", "Test"):
+        report = release["evaluation"][split]
+        low, high = report["intervals_95"]["accuracy"]
+        assert low <= report["metrics"]["accuracy"] <= high
+    assert json.loads(packaged.with_suffix(".json").read_text())["release"] == release
+
+
+def test_a_shipped_detector_is_found_by_name_and_scores_as_recorded(packaged: Path) -> None:
+    assert [detector.label for detector in pretrained.shipped_detectors()] == ["tiny 0.1.0"]
+    assert resolve_checkpoint(Path("tiny")) == packaged == resolve_checkpoint(Path("tiny@0.1.0"))
+    with pytest.raises(CheckpointError, match=r"shipped: tiny"):
+        resolve_checkpoint(Path("tiny@9.9"))
+    predictor = load_predictor(Path("tiny"), runtime="torch", device="cpu")
+    recorded = load_checkpoint(packaged)[1]["release"]["examples"]
+    results = predictor.predict_paths(EXAMPLES)
+    assert {Path(r.path).name: r.p_fake for r in results} == pytest.approx(recorded, abs=1e-6)
+    assert {r.model for r in results} == {"tiny 0.1.0"}
+    assert predictor.describe()["name"] == "tiny" and predictor.describe()["version"] == "0.1.0"
+
+
+def test_evaluating_a_shipped_detector_writes_beside_the_caller(
+    packaged: Path, tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["evaluate", "--model", "tiny", "--data", str(tiny_dataset), "--device", "cpu", "--workers", "0"]) == 0
+    assert (work / "eval-tiny" / "eval-Test" / "metrics.json").is_file()
+    assert not list(packaged.parent.glob("eval-*"))  # never inside the package folder
