@@ -6,11 +6,16 @@ import argparse
 import json
 import logging
 import sys
+import types
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from dfdetect.conventions import DEFAULT_THRESHOLD
+from dfdetect.data.images import DEFAULT_MAX_PIXELS
+from dfdetect.run_folder import RunFolder
 
 logger = logging.getLogger("dfdetect")
 
@@ -31,32 +36,45 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(value)
 
 
-def add_train_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by `train` and the jobs built on it; None means 'not given' (the config file wins)."""
-    parser.add_argument("--data", type=Path, help="dataset root (Train/Validation/Test x Real/Fake)")
-    parser.add_argument("--model", help="registered model name (see `dfdetect models`) or timm/<name>")
+TRAIN_ONLY_OPTIONS = ("out",)
+"""Config fields that only `train` takes on its command line (experiment and tune have their own --out)."""
+
+
+def config_options() -> list[Any]:
+    """The TrainConfig fields that become command-line options: every plain field (nested ones via --set)."""
+    import dataclasses
+
+    from dfdetect.config import TrainConfig
+
+    return [f for f in dataclasses.fields(TrainConfig) if not dataclasses.is_dataclass(f.type) and f.name != "augment"]
+
+
+def add_train_options(parser: argparse.ArgumentParser, train: bool = False) -> None:
+    """One option per TrainConfig field (help from the field), and the options of every training job.
+    None means 'not given', so a config file or recipe below is not overridden."""
+    import typing
+
+    from dfdetect.config import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    for field in config_options():
+        if field.name in TRAIN_ONLY_OPTIONS and not train:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        kind = hints[field.name]
+        if kind is bool:
+            parser.add_argument(flag, action="store_const", const=True, help=field.metadata.get("help"))
+            continue
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):
+            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+        parser.add_argument(
+            flag, type=kind, choices=field.metadata.get("choices"), help=field.metadata.get("help"), default=None
+        )
     parser.add_argument("--config", type=Path, help="YAML config; command-line options override it")
     parser.add_argument(
         "--recipe", help="a shipped recipe under the config file: study (the defaults) or strong (dfdetect's own)"
     )
-    parser.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float, help="learning rate (Adam)")
-    parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--dropout", type=float)
-    parser.add_argument("--image-size", type=int, help="square input size in pixels (the study: 256)")
-    parser.add_argument("--fraction", type=float, help="train on a stratified fraction of Train (0-1]")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--patience", type=int, help="early-stopping patience in epochs")
-    parser.add_argument("--workers", type=int, help="DataLoader workers (-1: one per core)")
-    parser.add_argument("--pretrained", action="store_const", const=True, help="start from ImageNet weights")
-    parser.add_argument("--weights-file", type=Path, help="local pretrained weights file (implies --pretrained)")
-    parser.add_argument("--freeze-backbone-epochs", type=int, help="train only the head for the first N epochs")
-    parser.add_argument("--backbone-lr-factor", type=float, help="backbone learning rate = lr x this factor")
-    parser.add_argument("--strict-data", action="store_const", const=True, help="fail on the first bad file")
     parser.add_argument("--no-augment", action="store_true", help="turn every training augmentation off")
-    parser.add_argument("--compile", action="store_const", const=True, help="torch.compile the model")
     parser.add_argument(
         "--set",
         action="append",
@@ -65,43 +83,52 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="any config key, e.g. --set augment.jpeg_p=0.2 (repeatable)",
     )
+    parser.add_argument(
+        "--track", choices=("mlflow", "tensorboard"), help="log config, metrics and artifacts to MLflow or TensorBoard"
+    )
+    parser.add_argument("--tracking-uri", help="MLflow tracking server or database (default: OUT/mlruns, SQLite)")
 
 
 def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The config keys the command line sets (None = not given)."""
     from dfdetect.data.transforms import AugmentConfig
 
-    overrides: dict[str, Any] = {
-        key: getattr(args, key, None)
-        for key in (
-            "data",
-            "model",
-            "epochs",
-            "batch_size",
-            "lr",
-            "weight_decay",
-            "dropout",
-            "image_size",
-            "fraction",
-            "seed",
-            "device",
-            "patience",
-            "workers",
-            "pretrained",
-            "weights_file",
-            "freeze_backbone_epochs",
-            "backbone_lr_factor",
-            "strict_data",
-            "compile",
-            "out",
-        )
-    }
+    overrides: dict[str, Any] = {field.name: getattr(args, field.name, None) for field in config_options()}
     if overrides["weights_file"] is not None:
         overrides["pretrained"] = True
     if getattr(args, "no_augment", False):
         overrides["augment"] = AugmentConfig.none().__dict__
     overrides.update(dict(getattr(args, "set", [])))
     return overrides
+
+
+def add_scoring_options(parser: argparse.ArgumentParser) -> None:
+    """--model, --runtime, --device and --threshold, as predict and serve take them."""
+    from dfdetect.pretrained import DEFAULT_DETECTOR
+    from dfdetect.runtime import RUNTIMES
+
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help=f"run folder, checkpoint, exported .onnx, or shipped detector (default: {DEFAULT_DETECTOR})",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="auto",
+        help="auto: ONNX Runtime for .onnx files, OpenVINO on CPU when installed, else PyTorch",
+    )
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="real when P(Real) >= this")
+
+
+def load_scoring_model(args: argparse.Namespace) -> Any:
+    """The predictor --model (or the shipped default), --runtime, --device and --threshold ask for."""
+    from dfdetect.pretrained import default_detector_path
+    from dfdetect.runtime import load_predictor
+
+    model = args.model or default_detector_path()
+    return load_predictor(model, runtime=args.runtime, device=args.device, threshold=args.threshold)
 
 
 def print_data_summary(summary: dict[str, dict[str, int]], bad_files: int, train_available: int) -> None:
@@ -153,11 +180,12 @@ def command_train(args: argparse.Namespace) -> int:
     from dfdetect.config import load_config
     from dfdetect.engine.trainer import fit, prepare_data
     from dfdetect.recipes import read_recipe
+    from dfdetect.tracking import create_tracker
 
     overrides = train_overrides(args)
     config_file = args.config
     if args.resume is not None:
-        config_file = args.resume / "config.yaml"
+        config_file = RunFolder(args.resume).config
         overrides["out"] = args.resume
     recipe = read_recipe(args.recipe) if args.resume is None else {}  # a resumed run's config.yaml is complete
     config = load_config(config_file, overrides, base=recipe)
@@ -166,7 +194,9 @@ def command_train(args: argparse.Namespace) -> int:
     data = prepare_data(config)
     print(f"dataset {config.data}:")
     print_data_summary(data.summary(), len(data.bad_files), data.train_available)
-    result = fit(config, data=data, resume=args.resume is not None, progress=tqdm_progress)
+    tracker = create_tracker(args.track, config.out, args.tracking_uri)
+    with tracker.run(config.out.name, config.to_dict()):
+        result = fit(config, data=data, resume=args.resume is not None, progress=tqdm_progress, tracker=tracker)
     print(
         f"\nbest epoch {result.best_epoch} (val loss {result.best_val_loss:.4f}) of {result.epochs_run} "
         f"in {result.seconds / 60:.1f} min{'; stopped early' if result.stopped_early else ''}"
@@ -194,10 +224,10 @@ def command_evaluate(args: argparse.Namespace) -> int:
         progress=tqdm_progress,
     )
     checkpoint = resolve_checkpoint(args.model)
-    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    if run_dir == pretrained.folder():  # a shipped detector: never write into the installed package
-        run_dir = Path(f"eval-{predictor.metadata['release']['name']}")
-    out = args.out or run_dir / f"eval-{evaluation.folder.name}" / "metrics.json"
+    run = RunFolder.of_checkpoint(checkpoint)
+    if run.root == pretrained.folder():  # a shipped detector: never write into the installed package
+        run = RunFolder(Path(f"eval-{predictor.metadata['release']['name']}"))
+    out = args.out or run.evaluation(evaluation.folder.name) / "metrics.json"
     name = predictor.metadata.get("model", "model")
     write_evaluation(evaluation, out, args.per_image, title=name)
     print(f"{name} on {evaluation.folder} ({len(evaluation.samples)} images, {len(evaluation.bad_files)} skipped)\n")
@@ -228,6 +258,7 @@ def command_experiment(args: argparse.Namespace) -> int:
     from dfdetect.experiment import run_experiment
     from dfdetect.recipes import read_recipe
     from dfdetect.reporting.tables import LABEL_NOTE, table2
+    from dfdetect.tracking import create_tracker
 
     overrides = train_overrides(args)
     for key in ("data", "model", "out"):
@@ -235,8 +266,9 @@ def command_experiment(args: argparse.Namespace) -> int:
     config_files = dict(args.model_config)
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     command = "dfdetect " + " ".join(sys.argv[1:]) if sys.argv[1:] else "dfdetect experiment"
+    tracker = create_tracker(args.track, args.out, args.tracking_uri)
     outcomes, report = run_experiment(
-        args.data, models, args.out, overrides, config_files, command, tqdm_progress, read_recipe(args.recipe)
+        args.data, models, args.out, overrides, config_files, command, tqdm_progress, read_recipe(args.recipe), tracker
     )
     rows = {o.model: {**o.metrics, "epochs": o.epochs, "minutes": o.minutes} for o in outcomes}
     print(table2(rows, extra_columns=("epochs", "minutes")))
@@ -247,6 +279,7 @@ def command_experiment(args: argparse.Namespace) -> int:
 def command_tune(args: argparse.Namespace) -> int:
     from dfdetect.config import load_config
     from dfdetect.recipes import read_recipe
+    from dfdetect.tracking import create_tracker
     from dfdetect.tuning import load_search_space, tune
 
     overrides = train_overrides(args)
@@ -270,6 +303,7 @@ def command_tune(args: argparse.Namespace) -> int:
         storage=args.storage,
         study_name=args.study,
         prune=args.prune,
+        tracker=create_tracker(args.track, args.out, args.tracking_uri),
         progress=tqdm_progress,
     )
     print(result.files["table1"].read_text(encoding="utf-8"))
@@ -311,11 +345,9 @@ def format_predictions(predictions: list[Any], fmt: str) -> str:
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    from dfdetect.pretrained import default_detector_path
-    from dfdetect.runtime import expand_paths, load_predictor
+    from dfdetect.runtime import expand_paths
 
-    model = args.model or default_detector_path()
-    predictor = load_predictor(model, runtime=args.runtime, device=args.device, threshold=args.threshold)
+    predictor = load_scoring_model(args)
     paths = expand_paths(args.paths)
     if not paths:
         print("error: no images found in the given paths", file=sys.stderr)
@@ -360,12 +392,9 @@ def command_export(args: argparse.Namespace) -> int:
 def command_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from dfdetect.pretrained import default_detector_path
-    from dfdetect.runtime import load_predictor
     from dfdetect.serving.app import create_app
 
-    model = args.model or default_detector_path()
-    predictor = load_predictor(model, runtime=args.runtime, device=args.device, threshold=args.threshold)
+    predictor = load_scoring_model(args)
     app = create_app(predictor, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels)
     print(f"serving {predictor.model_label} ({predictor.runtime}) on http://{args.host}:{args.port}/")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
@@ -387,8 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("models", help="list the registered models with parameter counts")
 
     train = commands.add_parser("train", help="train a detector on a dataset folder")
-    add_train_options(train)
-    train.add_argument("--out", type=Path, help="run folder for checkpoints, history and curves")
+    add_train_options(train, train=True)
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a trained detector on a split")
@@ -397,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--data", type=Path, required=True, help="dataset root, or a folder with Real/Fake")
     evaluate.add_argument("--split", default="Test")
-    evaluate.add_argument("--threshold", type=float, default=0.5, help="predict Real when P(Real) >= this")
+    evaluate.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="Real when P(Real) >= this")
     evaluate.add_argument("--out", type=Path, help="metrics JSON path (default RUN/eval-<split>/metrics.json)")
     evaluate.add_argument("--per-image", type=Path, help="CSV of path, label, p_real, prediction")
     evaluate.add_argument("--batch-size", type=int, default=64)
@@ -431,23 +459,13 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--out", type=Path, required=True, help="folder for the study, trials and outputs")
 
     predict = commands.add_parser("predict", help="score images: files, folders (recursive) or globs")
-    predict.add_argument(
-        "--model", type=Path, help="run folder, checkpoint, exported .onnx, or shipped detector (default: dfdc-lite0)"
-    )
+    add_scoring_options(predict)
     predict.add_argument("paths", nargs="+", metavar="PATH")
     predict.add_argument(
         "--format", choices=("table", "csv", "json", "jsonl"), help="default: table on a terminal, csv otherwise"
     )
     predict.add_argument("--out", type=Path, help="write the results to a file")
-    predict.add_argument("--threshold", type=float, default=0.5, help="real when P(Real) >= this")
     predict.add_argument("--batch-size", type=int, default=32)
-    predict.add_argument(
-        "--runtime",
-        choices=("auto", "torch", "onnx", "openvino"),
-        default="auto",
-        help="auto: ONNX Runtime for .onnx files, OpenVINO on CPU when installed, else PyTorch",
-    )
-    predict.add_argument("--device", default="auto")
     predict.add_argument("--explain", type=Path, metavar="DIR", help="write Grad-CAM overlays to DIR")
     predict.add_argument("--crop-face", action="store_true", help="score the largest detected face (OpenCV)")
 
@@ -458,16 +476,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--opset", type=int, default=17)
 
     serve = commands.add_parser("serve", help="HTTP API and web page over a trained detector")
-    serve.add_argument(
-        "--model", type=Path, help="run folder, checkpoint, exported .onnx, or shipped detector (default: dfdc-lite0)"
-    )
+    add_scoring_options(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--runtime", choices=("auto", "torch", "onnx", "openvino"), default="auto")
-    serve.add_argument("--device", default="auto")
-    serve.add_argument("--threshold", type=float, default=0.5)
     serve.add_argument("--max-upload-mb", type=float, default=10.0)
-    serve.add_argument("--max-pixels", type=int, default=40_000_000)
+    serve.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
 
     demo = commands.add_parser("demo", help="train and compare both models on generated synthetic data")
     demo.add_argument("--out", type=Path, default=Path("demo-run"))

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from dfdetect.data.images import DEFAULT_MAX_PIXELS
 from dfdetect.errors import ConfigError
 from dfdetect.preprocessing import AugmentConfig
 
@@ -21,50 +22,65 @@ SCHEDULERS = ("step", "cosine")
 MONITORS = ("val_loss", "val_auc")
 
 
+def setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with the help text (and choices) its command-line option shows: `dfdetect train --help`
+    is made from these, so a new setting is one edit here."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run. Defaults are the study's recipe."""
 
-    data: Path | None = None
-    out: Path | None = None
-    model: str = "own_cnn"
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 7e-4
-    dropout: float = 0.35
-    image_size: int = 256
-    fraction: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    patience: int = 2
-    lr_step_size: int = 5
-    lr_gamma: float = 0.1
-    pretrained: bool = False
-    weights_file: Path | None = None
-    # Fine-tuning policies: keep the backbone frozen for the first N epochs; scale its learning rate.
-    freeze_backbone_epochs: int = 0
-    backbone_lr_factor: float = 1.0
-    workers: int = -1
-    """DataLoader worker processes; -1 picks one per core (up to 8), 0 loads in the main process."""
-    strict_data: bool = False
-    max_image_pixels: int = 40_000_000
-    compile: bool = False
-    input_pipeline: str = "auto"
-    """workers (PIL in DataLoader workers), device_cache (decode once, augment batches on the device), or auto:
-    device_cache on CUDA when the decoded split fits in cache_max_gb, else workers."""
-    cache_max_gb: float = 16.0
-    precision: str = "auto"
-    """auto: bf16 autocast on CUDA, fp32 on CPU (the study's numbers); bf16: also on CPUs with bf16 units
-    (AVX512-BF16/AMX), with channels_last; fp32: fp32 everywhere."""
-    scheduler: str = "step"
-    """step: StepLR (x lr_gamma every lr_step_size epochs, the study); cosine: linear warm-up over warmup_epochs,
-    then cosine decay to zero by the last epoch, updated every step."""
-    warmup_epochs: float = 0.0
-    monitor: str = "val_loss"
-    """What early stopping and the best checkpoint follow: val_loss (lower is better, the study) or val_auc."""
-    label_smoothing: float = 0.0
-    """Binary targets become 1 - s/2 and s/2 (0: the study's plain BCE)."""
+    data: Path | None = setting(None, "dataset root (Train/Validation/Test x Real/Fake)")
+    out: Path | None = setting(None, "run folder for checkpoints, history and curves")
+    model: str = setting("own_cnn", "registered model name (see `dfdetect models`) or timm/<name>")
+    epochs: int = setting(30, "maximum epochs (early stopping may end sooner)")
+    batch_size: int = setting(128, "images per step (the global batch under torchrun)")
+    lr: float = setting(1e-3, "learning rate (Adam)")
+    weight_decay: float = setting(7e-4, "Adam's L2 weight decay")
+    dropout: float = setting(0.35, "dropout of the classifier head")
+    image_size: int = setting(256, "square input size in pixels (the study: 256)")
+    fraction: float = setting(1.0, "train on a stratified fraction of Train (0-1]")
+    seed: int = setting(0, "seed of the data order, augmentation, dropout and initialisation")
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
+    patience: int = setting(2, "early-stopping patience in epochs")
+    lr_step_size: int = setting(5, "StepLR: epochs between learning-rate drops")
+    lr_gamma: float = setting(0.1, "StepLR: factor of each drop")
+    pretrained: bool = setting(False, "start from ImageNet weights")
+    weights_file: Path | None = setting(None, "local pretrained weights file (implies --pretrained)")
+    freeze_backbone_epochs: int = setting(0, "train only the head for the first N epochs")
+    backbone_lr_factor: float = setting(1.0, "backbone learning rate = lr x this factor")
+    workers: int = setting(-1, "DataLoader worker processes; -1: one per core (up to 8), 0: the main process")
+    strict_data: bool = setting(False, "fail on the first bad file instead of skipping it")
+    max_image_pixels: int = setting(DEFAULT_MAX_PIXELS, "larger images are skipped undecoded (bombs)")
+    compile: bool = setting(False, "torch.compile the model")
+    input_pipeline: str = setting(
+        "auto",
+        "workers (PIL in DataLoader workers), device_cache (decode once, augment batches on the device), or auto: "
+        "device_cache on CUDA when the decoded split fits in cache_max_gb, else workers",
+        PIPELINES,
+    )
+    cache_max_gb: float = setting(16.0, "the largest decoded cache input_pipeline auto keeps on the device")
+    precision: str = setting(
+        "auto",
+        "auto: bf16 autocast on CUDA, fp32 on CPU (the study's numbers); bf16: also on CPUs with bf16 units "
+        "(AVX512-BF16/AMX), with channels_last; fp32: fp32 everywhere",
+        PRECISIONS,
+    )
+    scheduler: str = setting(
+        "step",
+        "step: StepLR (x lr_gamma every lr_step_size epochs, the study); cosine: linear warm-up over "
+        "warmup_epochs, then cosine decay to zero by the last epoch, updated every step",
+        SCHEDULERS,
+    )
+    warmup_epochs: float = setting(0.0, "cosine: epochs of linear warm-up (fractions allowed)")
+    monitor: str = setting(
+        "val_loss",
+        "what early stopping and the best checkpoint follow: val_loss (the study) or val_auc",
+        MONITORS,
+    )
+    label_smoothing: float = setting(0.0, "binary targets become 1 - s/2 and s/2 (0: plain BCE, the study)")
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:

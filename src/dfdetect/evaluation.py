@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from dfdetect import CLASS_NAMES
+from dfdetect.conventions import CLASS_NAMES, DEFAULT_THRESHOLD
 from dfdetect.data.dataset import FaceDataset, make_loader
 from dfdetect.data.discovery import BadFile, Sample, load_split, split_folder, write_bad_files
 from dfdetect.data.images import DEFAULT_MAX_PIXELS
@@ -44,7 +44,7 @@ def score_split(
     workers: int = -1,
     strict: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     progress: Progress = no_progress,
 ) -> Evaluation:
     """Score every image of a split (or of a folder holding Real/Fake) and compute all metrics at once."""

@@ -19,8 +19,9 @@ import torch
 import yaml
 from PIL import Image
 
-from dfdetect import CLASS_NAMES, __version__
 from dfdetect.config import TrainConfig, build_config, read_yaml
+from dfdetect.conventions import CLASS_NAMES
+from dfdetect.conventions import VERSION as __version__
 from dfdetect.data.discovery import list_samples, split_folder
 from dfdetect.data.images import load_rgb
 from dfdetect.engine.loops import Progress, no_progress
@@ -30,7 +31,9 @@ from dfdetect.models import weights_present
 from dfdetect.reporting.plots import plot_image_grid, plot_roc_curves, save_figure
 from dfdetect.reporting.report import Report
 from dfdetect.reporting.tables import LABEL_NOTE, table2
+from dfdetect.run_folder import RunFolder
 from dfdetect.runtime.torch_backend import TorchPredictor
+from dfdetect.tracking import Tracker
 
 logger = logging.getLogger(__name__)
 
@@ -72,15 +75,17 @@ def read_per_image(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     return [row["path"] for row in rows], labels, np.array([float(row["p_real"]) for row in rows])
 
 
-def run_model(config: TrainConfig, progress: Progress = no_progress) -> ModelOutcome:
+def run_model(config: TrainConfig, progress: Progress = no_progress, tracker: Tracker | None = None) -> ModelOutcome:
     """Train (or resume, or skip if finished) one model and evaluate it on Test."""
+    tracker = tracker or Tracker()
     assert config.out is not None and config.data is not None
-    run_dir, summary_path = config.out, config.out / "test" / "summary.json"
+    run = RunFolder(config.out)
+    summary_path = run.experiment_test / "summary.json"
     if summary_path.is_file():
         logger.info("%s: finished earlier, skipping (delete %s to rerun)", config.model, summary_path)
     else:
-        resume = (run_dir / "checkpoints" / "last.safetensors").is_file()
-        result = fit(config, resume=resume, progress=progress)
+        resume = run.last.is_file()
+        result = fit(config, resume=resume, progress=progress, tracker=tracker)
         assert result.model is not None
         predictor = TorchPredictor(result.model, device=config.device)
         evaluation = score_split(
@@ -93,7 +98,7 @@ def run_model(config: TrainConfig, progress: Progress = no_progress) -> ModelOut
             progress=progress,
         )
         write_evaluation(
-            evaluation, run_dir / "test" / "metrics.json", run_dir / "test" / "per_image.csv", title=config.model
+            evaluation, run.experiment_test / "metrics.json", run.experiment_test / "per_image.csv", title=config.model
         )
         summary = {
             "metrics": evaluation.metrics,
@@ -103,15 +108,17 @@ def run_model(config: TrainConfig, progress: Progress = no_progress) -> ModelOut
             "pretrained": config.pretrained,
         }
         summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        tracker.log_metrics({f"test_{key}": value for key, value in evaluation.metrics.items()})
+        tracker.log_artifacts([run.experiment_test / name for name in ("confusion_matrix.png", "roc_curve.png")])
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    paths, labels, scores = read_per_image(run_dir / "test" / "per_image.csv")
+    paths, labels, scores = read_per_image(run.experiment_test / "per_image.csv")
     return ModelOutcome(
         config.model,
         summary["metrics"],
         summary["epochs"],
         summary["minutes"],
         summary["pretrained"],
-        run_dir,
+        run.root,
         paths,
         labels,
         scores,
@@ -202,13 +209,20 @@ def run_experiment(
     command: str = "",
     progress: Progress = no_progress,
     recipe: dict[str, Any] | None = None,
+    tracker: Tracker | None = None,
 ) -> tuple[list[ModelOutcome], Path]:
-    """Train, test and report every model; returns the outcomes and the Markdown report's path."""
+    """Train, test and report every model; returns the outcomes and the Markdown report's path.
+
+    With a `tracker`, the experiment is one run and each model a child run of it."""
+    tracker = tracker or Tracker()
     files = config_files or {}
     configs = {m: experiment_config(m, data, out, overrides or {}, files.get(m), recipe) for m in models}
     outcomes = []
-    for model in models:
-        logger.info("experiment: %s (pretrained: %s)", model, configs[model].pretrained)
-        outcomes.append(run_model(configs[model], progress))
-    markdown, _ = build_report(outcomes, data, out, command, configs)
+    with tracker.run(out.name, {"models": ",".join(models), "data": str(data), "command": command}):
+        for model in models:
+            logger.info("experiment: %s (pretrained: %s)", model, configs[model].pretrained)
+            with tracker.run(model, configs[model].to_dict()):
+                outcomes.append(run_model(configs[model], progress, tracker))
+        markdown, html = build_report(outcomes, data, out, command, configs)
+        tracker.log_artifacts([markdown, html])
     return outcomes, markdown

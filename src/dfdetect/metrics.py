@@ -15,6 +15,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn import metrics as skm
 
+from dfdetect.conventions import DEFAULT_THRESHOLD
+
 logger = logging.getLogger(__name__)
 
 METRIC_KEYS = (
@@ -61,7 +63,9 @@ def equal_error_rate(y_true: ArrayLike, p_real: ArrayLike) -> float:
     return float(fpr[crossing - 1] + weight * (fpr[crossing] - fpr[crossing - 1]))
 
 
-def classification_metrics(y_true: ArrayLike, p_real: ArrayLike, threshold: float = 0.5) -> dict[str, Any]:
+def classification_metrics(
+    y_true: ArrayLike, p_real: ArrayLike, threshold: float = DEFAULT_THRESHOLD
+) -> dict[str, Any]:
     """Every reported metric for one split: predictions are Real when p_real >= threshold."""
     labels, scores = _validate(y_true, p_real)
     predicted = (scores >= threshold).astype(int)
@@ -98,7 +102,7 @@ INTERVAL_METRICS = ("accuracy", "sensitivity", "specificity", "balanced_accuracy
 def bootstrap_intervals(
     y_true: ArrayLike,
     p_real: ArrayLike,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,

@@ -32,6 +32,8 @@ from dfdetect.engine.trainer import fit, prepare_data
 from dfdetect.errors import TuneError
 from dfdetect.reporting.plots import plot_search_history, save_figure
 from dfdetect.reporting.tables import markdown_table
+from dfdetect.run_folder import RunFolder
+from dfdetect.tracking import Tracker
 
 logger = logging.getLogger(__name__)
 
@@ -211,8 +213,11 @@ def tune(
     poll_seconds: float = 5.0,
     grace_seconds: int = 20,
     progress: Progress = no_progress,
+    tracker: Tracker | None = None,
 ) -> TuneResult:
     """Run (or continue) the search until the study holds `trials` completed trials; write its outputs.
+
+    With a `tracker`, the study is one run and each trial a child run of it.
 
     A running trial whose heartbeat is older than `grace_seconds` belongs to a dead process and is failed.
     """
@@ -226,6 +231,7 @@ def tune(
         storage_url, study_name, make_sampler(sampler, base.seed, storage is not None), pruner, grace_seconds
     )
     data = prepare_data(base)  # one pre-scan and one stratified fraction for every trial
+    tracker = tracker or Tracker()
 
     def objective(trial: optuna.Trial) -> float:
         ahead = [
@@ -244,29 +250,33 @@ def tune(
             if trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {int(row['epoch'])}: val loss {row['val_loss']:.4f}")
 
-        result = fit(config, data=data, progress=progress, on_epoch=report if prune else None)
+        with tracker.run(f"trial-{trial.number:04d}", config.to_dict()):
+            result = fit(config, data=data, progress=progress, on_epoch=report if prune else None, tracker=tracker)
         best_row = next(row for row in result.history if int(row["epoch"]) == result.best_epoch)
         trial.set_user_attr("val_acc", best_row["val_acc"])
         trial.set_user_attr("val_auc", best_row["val_auc"])
         trial.set_user_attr("epochs", result.epochs_run)
         trial.set_user_attr("seconds", result.seconds)
         # The training state (optimizer moments) is only needed to resume; a finished trial keeps `best`.
-        (config.out / "checkpoints" / "last.safetensors").unlink(missing_ok=True)  # type: ignore[operator]
+        RunFolder(result.run_dir).last.unlink(missing_ok=True)
         return result.best_val_loss
 
-    while (done := count(study, TrialState.COMPLETE)) < trials:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        fail_trials_killed_before_a_heartbeat(study, grace_seconds)
-        running = count(study, TrialState.RUNNING)
-        if done + running >= trials:
-            logger.info("waiting for %d running trial(s) to finish (%d/%d complete)", running, done, trials)
-            time.sleep(poll_seconds)
-            continue
-        study.optimize(objective, n_trials=1, catch=(SurplusTrial,), gc_after_trial=True)
+    with tracker.run(f"study-{study_name}", {**base.to_dict(), "trials": trials, "sampler": sampler}):
+        while (done := count(study, TrialState.COMPLETE)) < trials:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            fail_trials_killed_before_a_heartbeat(study, grace_seconds)
+            running = count(study, TrialState.RUNNING)
+            if done + running >= trials:
+                logger.info("waiting for %d running trial(s) to finish (%d/%d complete)", running, done, trials)
+                time.sleep(poll_seconds)
+                continue
+            study.optimize(objective, n_trials=1, catch=(SurplusTrial,), gc_after_trial=True)
 
-    files = write_outputs(study, space, base, out)
+        files = write_outputs(study, space, base, out)
+        tracker.log_metrics({"best_val_loss": study.best_value, "completed_trials": trials})
+        tracker.log_artifacts(list(files.values()))
     return TuneResult(study, study.best_params, study.best_value, files)
 
 

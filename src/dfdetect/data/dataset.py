@@ -10,6 +10,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from dfdetect.conventions import epoch_seed, sample_seed
 from dfdetect.data.discovery import Sample
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
 
@@ -72,7 +73,7 @@ class EpochSampler(Sampler):
         if not self.shuffle:
             order = list(range(self.size))
         else:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
             order = torch.randperm(self.size, generator=generator).tolist()
         if self.pad and self.world_size > 1 and self.size % self.world_size:
             order += order[: self.world_size - self.size % self.world_size]
@@ -81,7 +82,7 @@ class EpochSampler(Sampler):
     def __iter__(self) -> Iterator[Any]:
         for index in self._order():
             if self.seeded:
-                yield index, ((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index) % 2**63
+                yield index, sample_seed(self.seed, self.epoch, index)
             else:
                 yield index
 

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfdetect import CLASS_NAMES
+from dfdetect.conventions import CLASS_NAMES
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, check_image
 from dfdetect.errors import DatasetError
 

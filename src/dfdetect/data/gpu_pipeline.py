@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from dfdetect.conventions import epoch_seed
 from dfdetect.data.dataset import EpochSampler
 from dfdetect.data.discovery import Sample
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, RESAMPLING, load_rgb
@@ -217,7 +218,7 @@ class CachedBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = [item[0] if isinstance(item, tuple) else item for item in self.sampler]
         generator = torch.Generator(device=self.device)
-        generator.manual_seed((self.sampler.seed * 1_000_003 + self.sampler.epoch) % 2**63)
+        generator.manual_seed(epoch_seed(self.sampler.seed, self.sampler.epoch))
         for start in range(0, len(order), self.batch_size):
             index = torch.tensor(order[start : start + self.batch_size], device=self.cache.images.device)
             images = self.cache.images[index].to(self.device, non_blocking=True)

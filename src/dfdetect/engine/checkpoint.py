@@ -18,9 +18,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from dfdetect import CLASS_NAMES, METADATA_KEY, __version__
+from dfdetect.conventions import CLASS_NAMES, METADATA_KEY
+from dfdetect.conventions import VERSION as __version__
 from dfdetect.errors import CheckpointError
 from dfdetect.pretrained import shipped_detector, shipped_detectors
+from dfdetect.run_folder import RunFolder
 
 STATE_PREFIX = "train_state/"
 
@@ -145,7 +147,7 @@ def resolve_checkpoint(path: Path, which: str = "best") -> Path:
     if not path.exists() and len(path.parts) == 1 and (shipped := shipped_detector(str(path))) is not None:
         return shipped.path
     if path.is_dir():
-        candidate = path / "checkpoints" / f"{which}.safetensors"
+        candidate = RunFolder(path).checkpoint(which)
         if not candidate.is_file():
             raise CheckpointError(f"{path}: no checkpoints/{which}.safetensors in this folder; is it a run folder?")
         return candidate

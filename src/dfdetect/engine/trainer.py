@@ -1,9 +1,10 @@
 """The trainer, top to bottom: prepare_data -> fit (train_one_epoch, evaluate, early stopping, checkpoints).
 
-Every epoch reseeds the process's random generators from (seed, epoch), the data order comes from
-(seed, epoch) and each image's augmentation from (seed, epoch, index), whatever the number of workers or
-ranks: a run resumed from the checkpoint of epoch k replays epoch k+1 exactly as an uninterrupted run would
-(on the CPU, where kernels are deterministic). Under torchrun the same loop runs DistributedDataParallel.
+Every epoch reseeds the process's random generators from (seed, epoch), the data order comes from (seed, epoch)
+and each image's augmentation from (seed, epoch, index) (conventions.epoch_seed and sample_seed), whatever the
+number of workers or ranks: a run resumed from the checkpoint of epoch k replays epoch k+1 exactly as an
+uninterrupted run would (on the CPU, where kernels are deterministic). Under torchrun the same loop runs
+DistributedDataParallel.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from dfdetect.config import TrainConfig, save_config
+from dfdetect.conventions import DEFAULT_THRESHOLD, epoch_seed
 from dfdetect.data.dataset import EpochSampler, FaceDataset, make_loader, stratified_fraction
 from dfdetect.data.discovery import BadFile, Sample, class_counts, load_split, write_bad_files
 from dfdetect.data.gpu_pipeline import BatchAugment, CachedBatches, DecodedImages, cache_bytes
@@ -37,6 +39,8 @@ from dfdetect.engine.loops import Progress, no_progress, predict_loader, train_o
 from dfdetect.metrics import binary_cross_entropy
 from dfdetect.models import Detector, create_model
 from dfdetect.reporting.plots import plot_learning_curve, save_figure
+from dfdetect.run_folder import RunFolder
+from dfdetect.tracking import Tracker
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +136,7 @@ def validation_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, floa
     auc = float(roc_auc_score(labels, scores)) if len(set(labels.tolist())) == 2 else float("nan")
     return {
         "val_loss": binary_cross_entropy(labels, scores),
-        "val_acc": float(((scores >= 0.5).astype(int) == labels).mean()),
+        "val_acc": float(((scores >= DEFAULT_THRESHOLD).astype(int) == labels).mean()),
         "val_auc": auc,
     }
 
@@ -262,14 +266,128 @@ def write_history(history: list[dict[str, float]], path: Path) -> None:
     atomic_write(path, write)
 
 
-def save_learning_curves(history: list[dict[str, float]], run_dir: Path, model_name: str) -> None:
+def save_learning_curves(history: list[dict[str, float]], run: RunFolder, model_name: str) -> None:
     """accuracy.png and loss.png: train vs validation per epoch."""
     epochs = [int(row["epoch"]) for row in history]
     for key, metric in (("acc", "accuracy"), ("loss", "loss")):
         train = [row[f"train_{key}"] for row in history]
         validation = [row[f"val_{key}"] for row in history]
         figure = plot_learning_curve(epochs, train, validation, metric, f"{model_name}: {metric} per epoch")
-        save_figure(figure, run_dir / f"{metric}.png")
+        save_figure(figure, run.curve(metric))
+
+
+@dataclass
+class TrainingState:
+    """What a resume needs besides the weights; stored in `last.safetensors` under `train_state/`."""
+
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    early_stopping: dict[str, Any]
+    history: list[dict[str, float]]
+    finished: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer,
+            "scheduler": self.scheduler,
+            "early_stopping": self.early_stopping,
+            "history": self.history,
+            "finished": self.finished,
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> TrainingState:
+        return cls(
+            state["optimizer"],
+            state["scheduler"],
+            state["early_stopping"],
+            list(state["history"]),
+            bool(state.get("finished", False)),
+        )
+
+
+class CheckpointWriter:
+    """Saves an epoch into the run folder: `best` when it improved, then `last` with the training state,
+    history.csv and the learning curves. Best first, then last: a kill between the two leaves `last` one
+    epoch behind, which a resume replays."""
+
+    def __init__(self, run: RunFolder, config: TrainConfig, preprocessing: Preprocessing, tracker: Tracker) -> None:
+        self.run, self.config, self.preprocessing, self.tracker = run, config, preprocessing, tracker
+
+    def start(self, data: DataBundle) -> None:
+        """The files a run has before its first epoch: the config and what the pre-scan skipped."""
+        self.run.root.mkdir(parents=True, exist_ok=True)
+        save_config(self.config, self.run.config)
+        write_bad_files(data.bad_files, self.run.bad_files)
+
+    def save_epoch(self, model: nn.Module, row: dict[str, float], improved: bool, state: TrainingState) -> None:
+        metrics = {key: row[key] for key in ("val_loss", "val_acc", "val_auc")}
+        epoch = int(row["epoch"])
+        metadata = build_metadata(
+            self.config.model, self.config.to_dict(), self.preprocessing.to_dict(), epoch, metrics
+        )
+        if improved:
+            save_checkpoint(self.run.best, model.state_dict(), metadata)
+        save_checkpoint(self.run.last, model.state_dict(), metadata, state.to_dict())
+        write_history(state.history, self.run.history)
+        save_learning_curves(state.history, self.run, self.config.model)
+        self.tracker.log_metrics(row, step=epoch)
+
+    def finish(self, result: FitResult) -> None:
+        """The final history, and the run's summary and files for the tracker."""
+        write_history(result.history, self.run.history)
+        best = next((row for row in result.history if row["epoch"] == result.best_epoch), {})
+        self.tracker.log_metrics({f"best_{key}": value for key, value in best.items() if key != "epoch"})
+        self.tracker.log_metrics({"best_epoch": result.best_epoch, "epochs_run": result.epochs_run})
+        self.tracker.log_artifacts(
+            [self.run.config, self.run.history, self.run.curve("accuracy"), self.run.curve("loss")]
+        )
+
+
+def restore_training(
+    run: RunFolder,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    stopper: EarlyStopping,
+) -> tuple[TrainingState, int]:
+    """Load `last` into the model, optimizer, schedule and early stopping; returns its state and the next epoch."""
+    model_state, metadata, saved = load_checkpoint(run.last)
+    if saved is None:
+        raise ValueError(f"{run.last}: holds no training state to resume from")
+    state = TrainingState.from_dict(saved)
+    model.load_state_dict(model_state)
+    optimizer.load_state_dict(state.optimizer)
+    scheduler.load_state_dict(state.scheduler)
+    stopper.load_state_dict(state.early_stopping)
+    logger.info("resuming %s from epoch %d", run.root, int(metadata["epoch"]) + 1)
+    return state, int(metadata["epoch"]) + 1
+
+
+def training_device(config: TrainConfig, context: DistributedContext) -> torch.device:
+    """This rank's GPU under torchrun, else the configured device."""
+    if context.enabled and torch.cuda.is_available() and config.device != "cpu":
+        return torch.device("cuda", context.local_rank)
+    return resolve_device(config.device)
+
+
+def build_criterion(config: TrainConfig) -> nn.Module:
+    """Binary cross-entropy on logits (the study), with label smoothing when configured."""
+    return SmoothedBCEWithLogits(config.label_smoothing) if config.label_smoothing else nn.BCEWithLogitsLoss()
+
+
+def log_epoch(row: dict[str, float], improved: bool) -> None:
+    logger.info(
+        "epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f auc %.4f | %.1fs%s",
+        row["epoch"],
+        row["train_loss"],
+        row["train_acc"],
+        row["val_loss"],
+        row["val_acc"],
+        row["val_auc"],
+        row["seconds"],
+        " (best)" if improved else "",
+    )
 
 
 def fit(
@@ -278,28 +396,20 @@ def fit(
     resume: bool = False,
     progress: Progress = no_progress,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    tracker: Tracker | None = None,
 ) -> FitResult:
     """Train `config.model` on `config.data` into `config.out`; with `resume`, continue from its last checkpoint.
 
     `on_epoch` sees each epoch's history row after its checkpoint is written (hyperparameter search uses it
-    to prune hopeless trials by raising).
+    to prune hopeless trials by raising); `tracker` gets every epoch's row and the run's files.
     """
     if config.out is None:
         raise ValueError("no output folder: give --out RUN_DIR")
-    run_dir = config.out
-    checkpoints = run_dir / "checkpoints"
+    run = RunFolder(config.out)
     context = init_distributed(config.device)
-    device = (
-        torch.device("cuda", context.local_rank)
-        if context.enabled and torch.cuda.is_available() and config.device != "cpu"
-        else resolve_device(config.device)
-    )
+    device = training_device(config, context)
     data = data or prepare_data(config)
-    if context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / "config.yaml")
-        write_bad_files(data.bad_files, run_dir / "bad_files.txt")
-        logger.info("data: %s; %d bad file(s) skipped", data.summary(), len(data.bad_files))
+    tracker = tracker if context.is_main and tracker is not None else Tracker()
 
     seed_everything(config.seed)
     model = create_model(
@@ -311,30 +421,23 @@ def fit(
     )
     bf16 = use_bf16(config.precision, device)
     place_model(model, device, bf16)
-    preprocessing = model.preprocessing
-    train_loader = build_loader(data.train, preprocessing, config, device, context, train=True)
-    validation_loader = build_loader(data.validation, preprocessing, config, device, context, train=False)
+    train_loader = build_loader(data.train, model.preprocessing, config, device, context, train=True)
+    validation_loader = build_loader(data.validation, model.preprocessing, config, device, context, train=False)
     train_sampler: EpochSampler = train_loader.sampler  # type: ignore[assignment]
     optimizer = build_optimizer(model, config)
     scheduler, per_step = build_scheduler(optimizer, config, len(train_loader))
-    criterion = SmoothedBCEWithLogits(config.label_smoothing) if config.label_smoothing else nn.BCEWithLogitsLoss()
+    criterion = build_criterion(config)
     stopper = EarlyStopping(config.patience, higher_is_better=config.monitor == "val_auc")
-    history: list[dict[str, float]] = []
-    start_epoch = 1
-
+    writer = CheckpointWriter(run, config, model.preprocessing, tracker) if context.is_main else None
+    if writer is not None:
+        writer.start(data)
+        logger.info("data: %s; %d bad file(s) skipped", data.summary(), len(data.bad_files))
+    state, start_epoch = TrainingState({}, {}, {}, []), 1
     if resume:
-        model_state, metadata, train_state = load_checkpoint(checkpoints / "last.safetensors")
-        if train_state is None:
-            raise ValueError(f"{checkpoints / 'last.safetensors'}: holds no training state to resume from")
-        model.load_state_dict(model_state)
-        optimizer.load_state_dict(train_state["optimizer"])
-        scheduler.load_state_dict(train_state["scheduler"])
-        stopper.load_state_dict(train_state["early_stopping"])
-        history = train_state["history"]
-        start_epoch = int(metadata["epoch"]) + 1
-        logger.info("resuming %s from epoch %d", run_dir, start_epoch)
-        if train_state.get("finished"):
+        state, start_epoch = restore_training(run, model, optimizer, scheduler, stopper)
+        if state.finished:
             start_epoch = config.epochs + 1
+    history = state.history
 
     step_model: nn.Module = model
     if context.enabled:
@@ -342,13 +445,13 @@ def fit(
         step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile:
         step_model = torch.compile(step_model)  # type: ignore[assignment]
-    logger.info("precision: %s%s", "bf16 autocast" if bf16 else "fp32", ", channels_last" if bf16 else "")
+    logger.info("precision: %s", "bf16 autocast, channels_last" if bf16 else "fp32")
     quiet: Progress = progress if context.is_main else no_progress
 
     started = time.perf_counter()
     for epoch in range(start_epoch, config.epochs + 1):
         epoch_start = time.perf_counter()
-        seed_everything(config.seed * 1_000_003 + epoch)  # dropout and anything else drawn in this process
+        seed_everything(epoch_seed(config.seed, epoch))  # dropout and anything else drawn in this process
         train_sampler.set_epoch(epoch)
         model.set_backbone_trainable(epoch > config.freeze_backbone_epochs)
         lr = optimizer.param_groups[-1]["lr"]
@@ -377,34 +480,13 @@ def fit(
         }
         history.append(row)
         improved = stopper.update(row[config.monitor], epoch)
-        logger.info(
-            "epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f auc %.4f | %.1fs%s",
-            epoch,
-            stats.loss,
-            stats.accuracy,
-            row["val_loss"],
-            row["val_acc"],
-            row["val_auc"],
-            row["seconds"],
-            " (best)" if improved else "",
-        )
-        if context.is_main:
-            metrics = {key: row[key] for key in ("val_loss", "val_acc", "val_auc")}
-            metadata = build_metadata(config.model, config.to_dict(), preprocessing.to_dict(), epoch, metrics)
-            # Best first, then last: a kill between the two leaves `last` one epoch behind, which replays.
-            if improved:
-                save_checkpoint(checkpoints / "best.safetensors", model.state_dict(), metadata)
+        log_epoch(row, improved)
+        if writer is not None:
             finished = stopper.should_stop or epoch == config.epochs
-            train_state = {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "early_stopping": stopper.state_dict(),
-                "history": history,
-                "finished": finished,
-            }
-            save_checkpoint(checkpoints / "last.safetensors", model.state_dict(), metadata, train_state)
-            write_history(history, run_dir / "history.csv")
-            save_learning_curves(history, run_dir, config.model)
+            state = TrainingState(
+                optimizer.state_dict(), scheduler.state_dict(), stopper.state_dict(), history, finished
+            )
+            writer.save_epoch(model, row, improved, state)
         if on_epoch is not None:
             on_epoch(row)
         # Every rank computed the same gathered metrics; rank 0's verdict is broadcast to rule out any drift.
@@ -415,18 +497,19 @@ def fit(
     stopped_early = stopper.should_stop and len(history) < config.epochs
     if stopped_early:
         logger.info("early stopping after epoch %d; best epoch %d", len(history), stopper.best_epoch)
-    if context.is_main:
-        write_history(history, run_dir / "history.csv")
-    cleanup(context)  # waits for rank 0's files
-    best_state, _, _ = load_checkpoint(checkpoints / "best.safetensors")
-    model.load_state_dict(best_state)  # early stopping restores the best epoch
-    return FitResult(
-        run_dir=run_dir,
+    result = FitResult(
+        run_dir=run.root,
         best_epoch=stopper.best_epoch,
         best_val_loss=next((row["val_loss"] for row in history if row["epoch"] == stopper.best_epoch), math.nan),
         epochs_run=len(history),
         stopped_early=stopped_early,
         seconds=sum(row["seconds"] for row in history) if history else time.perf_counter() - started,
         history=history,
-        model=model,
     )
+    if writer is not None:
+        writer.finish(result)
+    cleanup(context)  # waits for rank 0's files
+    best_state, _, _ = load_checkpoint(run.best)
+    model.load_state_dict(best_state)  # early stopping restores the best epoch
+    result.model = model
+    return result

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from sklearn.metrics import ConfusionMatrixDisplay, roc_auc_score, roc_curve
 
-from dfdetect import CLASS_NAMES
+from dfdetect.conventions import CLASS_NAMES
 
 
 def plot_learning_curve(

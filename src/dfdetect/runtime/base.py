@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dfdetect import METADATA_KEY
+from dfdetect.conventions import DEFAULT_THRESHOLD, METADATA_KEY
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, RESAMPLING, load_rgb
 from dfdetect.errors import DfdetectError
 from dfdetect.preprocessing import Preprocessing
@@ -68,7 +68,7 @@ class BasePredictor(ABC):
 
     preprocessing: Preprocessing
     metadata: dict[str, Any]
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     runtime: str = ""
     supports_explain: bool = False
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dfdetect.conventions import DEFAULT_THRESHOLD
 from dfdetect.errors import ConfigError
 from dfdetect.runtime.base import BasePredictor
 
 RUNTIMES = ("auto", "torch", "onnx", "openvino")
 
 
-def load_predictor(model: Path, runtime: str = "auto", device: str = "auto", threshold: float = 0.5) -> BasePredictor:
+def load_predictor(
+    model: Path, runtime: str = "auto", device: str = "auto", threshold: float = DEFAULT_THRESHOLD
+) -> BasePredictor:
     """A run folder or checkpoint, or an exported .onnx file, on the fastest path that keeps the labels.
 
     runtime: torch, onnx (ONNX Runtime, never imports torch), openvino (CPU), or auto: ONNX Runtime for .onnx

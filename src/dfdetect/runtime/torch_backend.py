@@ -13,11 +13,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dfdetect.conventions import DEFAULT_THRESHOLD
 from dfdetect.data.transforms import build_eval_transform
 from dfdetect.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from dfdetect.engine.device import autocast, memory_format, place_model, resolve_device
 from dfdetect.models import Detector, count_parameters, create_model
 from dfdetect.preprocessing import Preprocessing
+from dfdetect.run_folder import RunFolder
 from dfdetect.runtime.base import BasePredictor
 
 logger = logging.getLogger(__name__)
@@ -27,11 +29,10 @@ __all__ = ["TorchPredictor", "load_model"]
 
 def find_test_metrics(checkpoint: Path) -> dict[str, Any] | None:
     """Test metrics written beside a run by `evaluate` or `experiment`, if any."""
-    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    for candidate in (run_dir / "test" / "metrics.json", run_dir / "eval-Test" / "metrics.json"):
-        if candidate.is_file():
-            metrics: dict[str, Any] = json.loads(candidate.read_text(encoding="utf-8"))
-            return metrics
+    found = RunFolder.of_checkpoint(checkpoint).test_metrics_file()
+    if found is not None:
+        metrics: dict[str, Any] = json.loads(found.read_text(encoding="utf-8"))
+        return metrics
     return None
 
 
@@ -56,7 +57,11 @@ class TorchPredictor(BasePredictor):
     supports_explain = True
 
     def __init__(
-        self, model: Detector, metadata: dict[str, Any] | None = None, device: str = "auto", threshold: float = 0.5
+        self,
+        model: Detector,
+        metadata: dict[str, Any] | None = None,
+        device: str = "auto",
+        threshold: float = DEFAULT_THRESHOLD,
     ) -> None:
         self.device = resolve_device(device)
         self.model = model
@@ -67,7 +72,9 @@ class TorchPredictor(BasePredictor):
         self.threshold = threshold
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Path, device: str = "auto", threshold: float = 0.5) -> TorchPredictor:
+    def from_checkpoint(
+        cls, checkpoint: Path, device: str = "auto", threshold: float = DEFAULT_THRESHOLD
+    ) -> TorchPredictor:
         model, metadata = load_model(checkpoint)
         return cls(model, metadata, device=device, threshold=threshold)
 

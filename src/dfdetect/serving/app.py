@@ -19,7 +19,7 @@ from PIL import Image
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dfdetect import __version__
+from dfdetect.conventions import VERSION as __version__
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from dfdetect.errors import ImageLoadError, ImageTooLargeError, UnsupportedImageError
 from dfdetect.runtime import BasePredictor
