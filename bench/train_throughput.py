@@ -2,6 +2,8 @@
 
     python bench/train_throughput.py --images 4096 --image-size 256            # on a GPU machine
     python bench/train_throughput.py --images 64 --image-size 64 --device cpu  # a smoke run
+    python bench/train_throughput.py --device cpu --cpu-precision --models efficientnet_lite0 --images 512 \
+        --image-size 128 --batch-size 64 --epochs 1 --fit-data ../shared/data/dfdc-faces   # CPU fp32 vs bf16
 
 (a) naive: what the study would have written: fp32, NCHW, PIL decoding in a default DataLoader (no workers).
 (b) dfdetect: the trainer's own loader (workers, pinned memory, persistent workers, prefetch, seeded
@@ -28,7 +30,7 @@ from dfdetect.config import TrainConfig
 from dfdetect.data.dataset import FaceDataset
 from dfdetect.data.discovery import list_samples, split_folder
 from dfdetect.data.synthetic import make_synthetic_dataset
-from dfdetect.engine.device import default_workers, memory_format, place_model, resolve_device
+from dfdetect.engine.device import default_workers, memory_format, place_model, resolve_device, use_bf16
 from dfdetect.engine.distributed import DistributedContext
 from dfdetect.engine.loops import train_one_epoch, training_step
 from dfdetect.engine.trainer import build_loader, build_optimizer
@@ -98,6 +100,7 @@ def dfdetect_loop(
     epochs: int,
     compile_model: bool,
     pipeline: str = "auto",
+    precision: str = "auto",
 ) -> float:
     config = TrainConfig(
         model=model_name,
@@ -106,9 +109,11 @@ def dfdetect_loop(
         device=str(device),
         compile=compile_model,
         input_pipeline=pipeline,
+        precision=precision,
     )
+    bf16 = use_bf16(precision, device)
     model = create_model(model_name, image_size=size)
-    place_model(model, device)
+    place_model(model, device, bf16)
     optimizer = build_optimizer(model, config)
     step_model = torch.compile(model) if compile_model else model
     started = time.perf_counter()
@@ -119,7 +124,7 @@ def dfdetect_loop(
         loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
         synchronize(device)
         start = time.perf_counter()
-        stats = train_one_epoch(step_model, loader, nn.BCEWithLogitsLoss(), optimizer, device)
+        stats = train_one_epoch(step_model, loader, nn.BCEWithLogitsLoss(), optimizer, device, bf16=bf16)
         synchronize(device)
         if epoch:
             seen += stats.seen
@@ -200,6 +205,44 @@ def decode_rates(samples, size: int, batch: int, device: torch.device) -> dict[s
     return rates
 
 
+def cpu_precision_rows(
+    models: list[str], samples, size: int, batch: int, epochs: int, fit_data: Path | None, fit_fraction: float
+) -> dict[str, dict[str, float]]:
+    """On the CPU: dfdetect's loop in fp32 eager (NCHW) and in bf16 autocast + channels_last, side by side; with
+    `fit_data`, the same short `fit` in both precisions, for the final validation loss and AUC."""
+    from dfdetect.engine.trainer import fit
+
+    cpu = torch.device("cpu")
+    rows: dict[str, dict[str, float]] = {}
+    for model_name in models:
+        row = {
+            f"{precision} img/s": dfdetect_loop(
+                model_name, samples, size, batch, cpu, epochs, False, "workers", precision
+            )
+            for precision in ("fp32", "bf16")
+        }
+        if fit_data is not None:
+            for precision in ("fp32", "bf16"):
+                config = TrainConfig(
+                    data=fit_data,
+                    out=Path(tempfile.mkdtemp(prefix="dfdetect-fit-")),
+                    model=model_name,
+                    pretrained=model_name.startswith("efficientnet"),
+                    image_size=size,
+                    batch_size=batch,
+                    lr=3e-4,
+                    epochs=1,
+                    fraction=fit_fraction,
+                    device="cpu",
+                    precision=precision,
+                )
+                last = fit(config).history[-1]
+                row[f"{precision} val_loss"], row[f"{precision} val_auc"] = last["val_loss"], last["val_auc"]
+        rows[model_name] = row
+        print(f"{model_name}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=4096)
@@ -211,6 +254,13 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time (b) and (c) with torch.compile")
     parser.add_argument("--data", type=Path, help="reuse a generated dataset folder")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--cpu-precision",
+        action="store_true",
+        help="CPU only: fp32 eager vs bf16 autocast + channels_last, side by side (needs a CPU with bf16 units)",
+    )
+    parser.add_argument("--fit-data", type=Path, help="with --cpu-precision: a real dataset for a 1-epoch fit in each")
+    parser.add_argument("--fit-fraction", type=float, default=0.05, help="share of Train the fit check uses")
     args = parser.parse_args()
     device = resolve_device(args.device)
     torch.backends.cudnn.benchmark = True
@@ -229,6 +279,31 @@ def main() -> None:
         "models": {},
     }
     steps = max(5, len(samples) // args.batch_size)
+    if args.cpu_precision:
+        rows = cpu_precision_rows(
+            args.models.split(","),
+            samples,
+            args.image_size,
+            args.batch_size,
+            args.epochs,
+            args.fit_data,
+            args.fit_fraction,
+        )
+        results["cpu_precision"] = rows
+        save(results, args.json)
+        print(f"\nCPU training, fp32 eager vs bf16 autocast + channels_last, {name}, {args.image_size} px")
+        print("| model | fp32 img/s | bf16 img/s | speed-up | fp32 val loss / AUC | bf16 val loss / AUC |")
+        print("|---|---|---|---|---|---|")
+        for model_name, row in rows.items():
+            check = [
+                f"{row[f'{p} val_loss']:.4f} / {row[f'{p} val_auc']:.4f}" if f"{p} val_loss" in row else "-"
+                for p in ("fp32", "bf16")
+            ]
+            print(
+                f"| {model_name} | {row['fp32 img/s']:.1f} | {row['bf16 img/s']:.1f} | "
+                f"{row['bf16 img/s'] / row['fp32 img/s']:.2f}x | {check[0]} | {check[1]} |"
+            )
+        return
     for model_name in args.models.split(","):
         row = {
             "naive": naive_loop(model_name, samples, args.image_size, args.batch_size, device, args.epochs),
