@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dfdetect.cli import main
-from dfdetect.metrics import METRIC_KEYS
+from dfdetect.metrics import EVALUATION_KEYS
 from tests.conftest import TINY_MODEL_FLAGS, TINY_TRAIN_FLAGS
 
 TRAIN_FLAGS = [*TINY_TRAIN_FLAGS, "--seed", "3"]
@@ -91,7 +91,7 @@ def test_evaluate_prints_table_and_writes_exact_keys(
     )
     assert code == 0
     metrics = json.loads(out.read_text())
-    assert tuple(metrics) == METRIC_KEYS
+    assert tuple(metrics) == EVALUATION_KEYS
     assert metrics["n_real"] == 12 and metrics["n_fake"] == 12
     assert (out.parent / "confusion_matrix.png").is_file() and (out.parent / "roc_curve.png").is_file()
     with per_image.open() as handle:

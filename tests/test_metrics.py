@@ -74,3 +74,50 @@ def test_single_class_leaves_ranking_metrics_undefined() -> None:
 def test_bad_inputs(labels, p_real, message) -> None:
     with pytest.raises(ValueError, match=message):
         classification_metrics(labels, p_real)
+
+
+def test_expected_calibration_error_and_brier_by_hand() -> None:
+    from dfdetect.metrics import brier_score, expected_calibration_error
+
+    labels = np.array([1, 0, 1, 1])
+    scores = np.array([0.9, 0.9, 0.1, 0.1])
+    # Two bins used: {0.9, 0.9} holds one real (0.5) -> gap 0.4; {0.1, 0.1} holds two reals (1.0) -> gap 0.9.
+    assert expected_calibration_error(labels, scores) == pytest.approx(0.5 * 0.4 + 0.5 * 0.9)
+    assert brier_score(labels, scores) == pytest.approx((0.01 + 0.81 + 0.81 + 0.81) / 4)
+    assert expected_calibration_error(np.array([1, 0]), np.array([1.0, 0.0])) == 0.0
+
+
+def test_interval_metrics_equal_the_full_metrics() -> None:
+    from dfdetect.metrics import INTERVAL_METRICS, interval_metrics
+
+    generator = np.random.default_rng(3)
+    labels = generator.integers(0, 2, 300)
+    scores = np.clip(labels * 0.3 + generator.random(300) * 0.7, 0, 1)
+    full = classification_metrics(labels, scores, 0.55)
+    lean = interval_metrics(labels, scores, 0.55)
+    for key in INTERVAL_METRICS:
+        assert lean[key] == pytest.approx(full[key], abs=1e-12), key
+
+
+def test_bootstrap_intervals_contain_the_estimate_shrink_and_reproduce() -> None:
+    from dfdetect.metrics import bootstrap_intervals
+
+    generator = np.random.default_rng(0)
+
+    def sample(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = generator.integers(0, 2, n)
+        return labels, np.clip(labels * 0.3 + generator.random(n) * 0.7, 0, 1)
+
+    small, large = sample(100), sample(2000)
+    widths = []
+    for labels, scores in (small, large):
+        intervals = bootstrap_intervals(labels, scores, resamples=300, seed=1)
+        point = classification_metrics(labels, scores)
+        for key in ("accuracy", "auc", "eer"):
+            low, high = intervals[key]
+            assert low <= point[key] <= high, key
+        widths.append(intervals["auc"][1] - intervals["auc"][0])
+    assert widths[1] < widths[0] / 2  # 20x the images: about 1/sqrt(20) the width
+    assert bootstrap_intervals(*small, resamples=50, seed=7) == bootstrap_intervals(*small, resamples=50, seed=7)
+    one_class = bootstrap_intervals(np.ones(20, dtype=int), np.linspace(0, 1, 20), resamples=20)
+    assert one_class["auc"] is None and one_class["accuracy"] is not None

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from dfdetect.conventions import DEFAULT_THRESHOLD
 from dfdetect.runtime.base import BasePredictor, Prediction
 
 if TYPE_CHECKING:
@@ -114,7 +113,7 @@ def as_image(item: ImageInput) -> Image.Image:
 
 
 def load(
-    model: str | Path | None = None, runtime: str = "auto", device: str = "auto", threshold: float = DEFAULT_THRESHOLD
+    model: str | Path | None = None, runtime: str = "auto", device: str = "auto", threshold: float | None = None
 ) -> Detector:
     """A detector from a shipped detector's name (default: the shipped default), a run folder, a checkpoint
     or an exported .onnx file; `runtime` as in `dfdetect predict --runtime`."""
@@ -149,7 +148,7 @@ def evaluate(
     model: str | Path,
     data: str | Path,
     split: str = "Test",
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
     device: str = "auto",
     workers: int = -1,
 ) -> Evaluation:

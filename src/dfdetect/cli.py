@@ -13,7 +13,6 @@ from typing import Any
 
 import yaml
 
-from dfdetect.conventions import DEFAULT_THRESHOLD
 from dfdetect.data.images import DEFAULT_MAX_PIXELS
 from dfdetect.run_folder import RunFolder
 
@@ -119,7 +118,9 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
         help="auto: ONNX Runtime for .onnx files, OpenVINO on CPU when installed, else PyTorch",
     )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="real when P(Real) >= this")
+    parser.add_argument(
+        "--threshold", type=float, help="real when P(Real) >= this (default: the model's stored threshold, else 0.5)"
+    )
 
 
 def load_scoring_model(args: argparse.Namespace) -> Any:
@@ -205,36 +206,90 @@ def command_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def named_paths(values: list[str], what: str) -> dict[str, Path]:
+    """`NAME=PATH` or `PATH` (named after its folder) for each repeated --model / --data value."""
+    named: dict[str, Path] = {}
+    for value in values:
+        name, _, path = value.rpartition("=") if "=" in value else ("", "", value)
+        name = name or Path(path).name
+        if name in named:
+            raise SystemExit(f"error: two {what}s are called {name!r}; name them: --{what} NAME=PATH")
+        named[name] = Path(path)
+    return named
+
+
 def command_evaluate(args: argparse.Namespace) -> int:
     from dfdetect import pretrained
     from dfdetect.engine.checkpoint import resolve_checkpoint
-    from dfdetect.evaluation import score_split, write_evaluation
-    from dfdetect.reporting.tables import LABEL_NOTE, metrics_table, table2
+    from dfdetect.evaluation import cross_evaluate, score_split, write_evaluation
+    from dfdetect.reporting.tables import CROSS_METRICS, LABEL_NOTE, cross_table, metrics_table, table2
     from dfdetect.runtime.torch_backend import TorchPredictor
 
-    predictor = TorchPredictor.from_checkpoint(args.model, device=args.device, threshold=args.threshold)
+    models, datasets = named_paths(args.model, "model"), named_paths(args.data, "data")
+    if len(models) > 1 or len(datasets) > 1:
+        out = args.out or Path("evaluation")
+        results = cross_evaluate(
+            models,
+            datasets,
+            out,
+            args.split,
+            device=args.device,
+            threshold=args.threshold,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            bootstrap=args.bootstrap,
+            seed=args.seed,
+            progress=tqdm_progress,
+        )
+        for metric in CROSS_METRICS:
+            print(f"\n{metric} on {args.split}:\n{cross_table(results, metric)}")
+        print(f"\n{LABEL_NOTE}\nwrote {out}/tables.md, {out}/results.json and {out}/<model>/<data>/")
+        return 0
+    [(name, model)], [data] = models.items(), datasets.values()
+    predictor = TorchPredictor.from_checkpoint(model, device=args.device, threshold=args.threshold)
     evaluation = score_split(
         predictor,
-        args.data,
+        data,
         args.split,
         batch_size=args.batch_size,
         workers=args.workers,
         strict=args.strict_data,
         threshold=args.threshold,
         progress=tqdm_progress,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
     )
-    checkpoint = resolve_checkpoint(args.model)
-    run = RunFolder.of_checkpoint(checkpoint)
+    run = RunFolder.of_checkpoint(resolve_checkpoint(model))
     if run.root == pretrained.folder():  # a shipped detector: never write into the installed package
         run = RunFolder(Path(f"eval-{predictor.metadata['release']['name']}"))
     out = args.out or run.evaluation(evaluation.folder.name) / "metrics.json"
-    name = predictor.metadata.get("model", "model")
+    name = predictor.model_label
     write_evaluation(evaluation, out, args.per_image, title=name)
     print(f"{name} on {evaluation.folder} ({len(evaluation.samples)} images, {len(evaluation.bad_files)} skipped)\n")
     print(table2({name: evaluation.metrics}))
     print()
     print(metrics_table(evaluation.metrics))
-    print(f"\n{LABEL_NOTE}\nwrote {out}, confusion_matrix.png and roc_curve.png beside it")
+    print(f"\n{LABEL_NOTE}\nwrote {out}, with confusion_matrix.png, roc_curve.png and reliability.png beside it")
+    return 0
+
+
+def command_calibrate(args: argparse.Namespace) -> int:
+    from dfdetect.evaluation import calibrate_checkpoint
+    from dfdetect.reporting.tables import markdown_table
+
+    calibration, path = calibrate_checkpoint(
+        args.model, args.data, args.split, args.policy, device=args.device, workers=args.workers, progress=tqdm_progress
+    )
+    print(f"calibrated on {calibration.split}: temperature {calibration.temperature:.4f}")
+    print(
+        f"expected calibration error (15 bins): {calibration.ece_before:.4f} before, {calibration.ece_after:.4f} after"
+    )
+    rows = [
+        [name, f"{value:.4f}", "<- used" if name == calibration.policy else ""]
+        for name, value in calibration.thresholds.items()
+    ]
+    print(markdown_table(["threshold policy", "P(Real) threshold", ""], rows))
+    print(f"stored in {path} (and its .json); predict, serve, evaluate and export now use them")
     return 0
 
 
@@ -421,12 +476,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="evaluate a trained detector on a split")
     evaluate.add_argument(
-        "--model", type=Path, required=True, help="run folder, checkpoint file or shipped detector name"
+        "--model",
+        action="append",
+        required=True,
+        help="run folder, checkpoint file or shipped detector; NAME=PATH names it; repeat for a table of models",
     )
-    evaluate.add_argument("--data", type=Path, required=True, help="dataset root, or a folder with Real/Fake")
+    evaluate.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        help="dataset root, or a folder with Real and/or Fake; NAME=DIR names it; repeat for a table of datasets",
+    )
+    evaluate.add_argument("--bootstrap", type=int, default=1000, help="resamples for 95%% intervals (0: none)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     evaluate.add_argument("--split", default="Test")
-    evaluate.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="Real when P(Real) >= this")
-    evaluate.add_argument("--out", type=Path, help="metrics JSON path (default RUN/eval-<split>/metrics.json)")
+    evaluate.add_argument(
+        "--threshold", type=float, help="Real when P(Real) >= this (default: the model's stored threshold, else 0.5)"
+    )
+    evaluate.add_argument(
+        "--out",
+        type=Path,
+        help="metrics JSON path (default RUN/eval-<split>/metrics.json); with several models or datasets, a folder",
+    )
     evaluate.add_argument("--per-image", type=Path, help="CSV of path, label, p_real, prediction")
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--workers", type=int, default=-1)
@@ -482,6 +553,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-upload-mb", type=float, default=10.0)
     serve.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
 
+    calibrate = commands.add_parser(
+        "calibrate", help="fit temperature scaling and a threshold policy on a held-out split; store them"
+    )
+    calibrate.add_argument("--model", type=Path, required=True, help="run folder or checkpoint file")
+    calibrate.add_argument("--data", type=Path, required=True, help="dataset root, or a folder with Real/Fake")
+    calibrate.add_argument("--split", default="Validation", help="held-out split to fit on (never Test)")
+    calibrate.add_argument(
+        "--policy", default="eer", help="threshold policy to use: 0.5, eer, balanced or fpr:X (e.g. fpr:0.01)"
+    )
+    calibrate.add_argument("--device", default="auto")
+    calibrate.add_argument("--workers", type=int, default=-1)
+
     demo = commands.add_parser("demo", help="train and compare both models on generated synthetic data")
     demo.add_argument("--out", type=Path, default=Path("demo-run"))
     demo.add_argument("--epochs", type=int, default=6)
@@ -497,6 +580,7 @@ COMMANDS = {
     "predict": command_predict,
     "export": command_export,
     "serve": command_serve,
+    "calibrate": command_calibrate,
     "demo": command_demo,
 }
 

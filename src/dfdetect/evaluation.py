@@ -5,20 +5,26 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dfdetect.calibration import Calibration, calibrate
 from dfdetect.conventions import CLASS_NAMES, DEFAULT_THRESHOLD
 from dfdetect.data.dataset import FaceDataset, make_loader
 from dfdetect.data.discovery import BadFile, Sample, load_split, split_folder, write_bad_files
 from dfdetect.data.images import DEFAULT_MAX_PIXELS
+from dfdetect.engine.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from dfdetect.engine.device import default_workers
 from dfdetect.engine.loops import Progress, no_progress, predict_loader
-from dfdetect.metrics import classification_metrics
-from dfdetect.reporting.plots import plot_confusion_matrix, plot_roc_curves, save_figure
+from dfdetect.errors import ConfigError
+from dfdetect.metrics import bootstrap_intervals, classification_metrics, reliability_curve
+from dfdetect.pretrained import folder as pretrained_folder
+from dfdetect.reporting.plots import plot_confusion_matrix, plot_reliability, plot_roc_curves, save_figure
+from dfdetect.run_folder import RunFolder
 from dfdetect.runtime.torch_backend import TorchPredictor
 
 logger = logging.getLogger(__name__)
@@ -44,21 +50,37 @@ def score_split(
     workers: int = -1,
     strict: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
     progress: Progress = no_progress,
+    bootstrap: int = 0,
+    seed: int = 0,
 ) -> Evaluation:
-    """Score every image of a split (or of a folder holding Real/Fake) and compute all metrics at once."""
+    """Score every image of a split (or of a folder holding Real/Fake, or only one of them) and compute all
+    metrics at once; with `bootstrap` resamples, 95% intervals of each metric too (`intervals_95`)."""
     folder = split_folder(data, split)
-    samples, bad = load_split(data, split, strict=strict, max_pixels=max_pixels)
+    samples, bad = load_split(data, split, strict=strict, max_pixels=max_pixels, one_class=True)
     dataset = FaceDataset(samples, predictor.transform, max_pixels)
     loader = make_loader(dataset, batch_size, default_workers(workers), pin_memory=predictor.device.type == "cuda")
     labels, scores = predict_loader(predictor.model, loader, predictor.device, progress, f"evaluate {folder.name}")
-    metrics = classification_metrics(labels, scores, threshold)
+    scores = predictor.calibrated_scores(scores)
+    policy = predictor.threshold_policy if threshold is None else "given"
+    threshold = predictor.threshold if threshold is None else threshold
+    quantiles = np.quantile(scores, [0.0, 0.25, 0.5, 0.75, 1.0])
+    metrics = {
+        **classification_metrics(labels, scores, threshold),
+        "threshold_policy": policy,
+        "calibrated": predictor.is_calibrated,
+        "p_real_quantiles": dict(zip(("min", "q25", "median", "q75", "max"), quantiles.tolist(), strict=True)),
+        "intervals_95": bootstrap_intervals(labels, scores, threshold, resamples=bootstrap, seed=seed)
+        if bootstrap
+        else None,
+    }
     return Evaluation(metrics, labels, scores, samples, bad, folder)
 
 
 def write_evaluation(evaluation: Evaluation, out: Path, per_image: Path | None = None, title: str = "") -> None:
-    """metrics.json at `out`, and confusion_matrix.png, roc_curve.png and bad_files.txt beside it."""
+    """metrics.json at `out`, and confusion_matrix.png, roc_curve.png (both classes present), reliability.png and
+    bad_files.txt beside it."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(evaluation.metrics, indent=2), encoding="utf-8")
     prefix = f"{title}: " if title else ""
@@ -71,6 +93,14 @@ def write_evaluation(evaluation: Evaluation, out: Path, per_image: Path | None =
             plot_roc_curves({title or "model": (evaluation.labels, evaluation.scores)}),
             out.parent / "roc_curve.png",
         )
+    calibrated = "calibrated" if evaluation.metrics.get("calibrated") else "uncalibrated"
+    save_figure(
+        plot_reliability(
+            *reliability_curve(evaluation.labels, evaluation.scores),
+            f"{prefix}reliability ({calibrated}), ECE {evaluation.metrics['ece']:.3f}",
+        ),
+        out.parent / "reliability.png",
+    )
     write_bad_files(evaluation.bad_files, out.parent / "bad_files.txt")
     if per_image is not None:
         write_per_image(evaluation, per_image)
@@ -92,3 +122,75 @@ def write_per_image(evaluation: Evaluation, path: Path) -> None:
                     CLASS_NAMES[int(p_real >= threshold)],
                 ]
             )
+
+
+def cross_evaluate(
+    models: Mapping[str, Path],
+    datasets: Mapping[str, Path],
+    out: Path,
+    split: str = "Test",
+    device: str = "auto",
+    threshold: float | None = None,
+    batch_size: int = 64,
+    workers: int = -1,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    progress: Progress = no_progress,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every model on every dataset: `out/<model>/<dataset>/` holds each cell's metrics and figures, `out/
+    results.json` all of them, `out/tables.md` one table per metric (rows = models, columns = datasets)."""
+    from dfdetect.reporting.tables import CROSS_METRICS, LABEL_NOTE, cross_table
+
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for model_name, model_path in models.items():
+        predictor = TorchPredictor.from_checkpoint(model_path, device=device, threshold=threshold)
+        results[model_name] = {}
+        for data_name, data_path in datasets.items():
+            evaluation = score_split(
+                predictor,
+                data_path,
+                split,
+                batch_size=batch_size,
+                workers=workers,
+                threshold=threshold,
+                progress=progress,
+                bootstrap=bootstrap,
+                seed=seed,
+            )
+            write_evaluation(
+                evaluation, out / model_name / data_name / "metrics.json", title=f"{model_name}, {data_name}"
+            )
+            results[model_name][data_name] = evaluation.metrics
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    sections = [f"## {metric}\n\n{cross_table(results, metric)}\n" for metric in CROSS_METRICS]
+    note = f"Split: {split}. Cells: value [95% bootstrap interval, {bootstrap} stratified resamples]. {LABEL_NOTE}\n"
+    (out / "tables.md").write_text("# Models x datasets\n\n" + note + "\n" + "\n".join(sections), encoding="utf-8")
+    return results
+
+
+def calibrate_checkpoint(
+    checkpoint: Path,
+    data: Path,
+    split: str = "Validation",
+    policy: str = "eer",
+    device: str = "auto",
+    workers: int = -1,
+    progress: Progress = no_progress,
+) -> tuple[Calibration, Path]:
+    """Fit temperature scaling and the threshold policies on `split` (never Test), store them in the checkpoint's
+    metadata (safetensors header and JSON; an export carries them into ONNX), and return them with the file."""
+    if split.lower() == "test":
+        raise ConfigError(
+            "calibrate on a held-out split such as Validation, never on Test: Test is for the final number"
+        )
+    path = resolve_checkpoint(checkpoint)
+    if RunFolder.of_checkpoint(path).root == pretrained_folder():
+        raise ConfigError(f"{checkpoint}: a shipped detector is calibrated before it ships; calibrate a run folder")
+    predictor = TorchPredictor.from_checkpoint(path, device=device)
+    predictor.temperature = 1.0  # fit on the model's own scores, whatever an earlier calibration stored
+    evaluation = score_split(predictor, data, split, workers=workers, threshold=DEFAULT_THRESHOLD, progress=progress)
+    calibration = calibrate(evaluation.labels, evaluation.scores, policy, split=f"{data.name}/{split}")
+    state, metadata, train_state = load_checkpoint(path)
+    save_checkpoint(path, state, {**metadata, "calibration": calibration.to_dict()}, train_state)
+    return calibration, path

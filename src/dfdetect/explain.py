@@ -28,7 +28,7 @@ def gradcam_heatmaps(predictor: TorchPredictor, images: Sequence[Image.Image]) -
     batch = predictor.preprocess(images).to(predictor.device)
     with _LOCK, GradCAM(model=model, target_layers=[layer]) as cam:
         with torch.no_grad():
-            p_real = torch.sigmoid(model(batch).float()).cpu().numpy()
+            p_real = predictor.calibrated_scores(torch.sigmoid(model(batch).float()).cpu().numpy().astype(np.float64))
         # The model has one logit (for Real): explain +logit for images called real, -logit for fakes.
         targets = [BinaryClassifierOutputTarget(int(p >= predictor.threshold)) for p in p_real]
         maps = cam(input_tensor=batch, targets=targets)

@@ -82,6 +82,8 @@ def split_folder(root: Path, split: str) -> Path:
     if is_class_folder(root):
         return root
     splits = find_splits(root)
+    if not splits and any(name.lower() in _subfolders(root) for name in CLASS_NAMES):
+        return root  # one class only (Real or Fake): its own split, which evaluation accepts
     canonical = canonical_split(split)
     if canonical not in splits:
         aliases = ", ".join(SPLIT_ALIASES[canonical])
@@ -101,20 +103,26 @@ def list_files(folder: Path) -> list[Path]:
     return files
 
 
-def list_samples(folder: Path) -> list[Sample]:
-    """List every file under folder/Real and folder/Fake with its label; errors on a missing or empty class."""
+def list_samples(folder: Path, one_class: bool = False) -> list[Sample]:
+    """List every file under folder/Real and folder/Fake with its label; errors on a missing or empty class.
+
+    With `one_class` (evaluation of, say, a user's own real photos), one of the two classes is enough."""
     subfolders = _subfolders(folder)
     samples: list[Sample] = []
     for label, class_name in enumerate(CLASS_NAMES):
         class_folder = subfolders.get(class_name.lower())
         if class_folder is None:
+            if one_class:
+                continue
             raise DatasetError(
                 f"{folder}: no {class_name} folder; expected Real and Fake (any case), found: {_found(folder)}"
             )
         files = list_files(class_folder)
-        if not files:
+        if not files and not one_class:
             raise DatasetError(f"{class_folder}: empty class folder; expected {class_name} images in it")
         samples.extend(Sample(path, label) for path in files)
+    if not samples:
+        raise DatasetError(f"{folder}: no images in a Real or Fake folder (any case); found: {_found(folder)}")
     return samples
 
 
@@ -134,15 +142,18 @@ def scan_samples(
 
 
 def load_split(
-    root: Path, split: str, strict: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS
+    root: Path, split: str, strict: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS, one_class: bool = False
 ) -> tuple[list[Sample], list[BadFile]]:
-    """List and pre-scan one split; with `strict`, the first bad file raises instead of being skipped."""
+    """List and pre-scan one split; with `strict`, the first bad file raises instead of being skipped; with
+    `one_class`, a split holding one class only is accepted (for evaluation)."""
     folder = split_folder(root, split)
-    samples, bad = scan_samples(list_samples(folder), max_pixels=max_pixels)
+    samples, bad = scan_samples(list_samples(folder, one_class), max_pixels=max_pixels)
     if bad and strict:
         raise DatasetError(f"{bad[0].path}: {bad[0].reason} (--strict-data; {len(bad)} bad file(s) in {folder})")
+    if one_class and not samples:
+        raise DatasetError(f"{folder}: no readable images left after skipping bad files")
     for label, class_name in enumerate(CLASS_NAMES):
-        if not any(sample.label == label for sample in samples):
+        if not one_class and not any(sample.label == label for sample in samples):
             raise DatasetError(f"{folder}: no readable {class_name} images left after skipping bad files")
     return samples, bad
 

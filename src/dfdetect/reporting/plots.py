@@ -47,6 +47,23 @@ def plot_confusion_matrix(matrix: ArrayLike, title: str = "Confusion matrix") ->
     return figure
 
 
+def plot_reliability(
+    mean_score: ArrayLike, share_real: ArrayLike, counts: ArrayLike, title: str = "Reliability of P(Real)"
+) -> Figure:
+    """Reliability diagram: per score bin, the share of real images against the mean P(Real); the diagonal is
+    perfect calibration, and each point's size shows how many images the bin holds."""
+    figure = Figure(figsize=(4.5, 4.5))
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfectly calibrated")
+    sizes = 20 + 180 * np.asarray(counts, dtype=float) / max(1.0, float(np.max(counts)))
+    axes.plot(mean_score, share_real, color="tab:blue", linewidth=1)
+    axes.scatter(mean_score, share_real, s=sizes, color="tab:blue", label="model (size = images in the bin)")
+    axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean P(Real) in bin", ylabel="share of real images", title=title)
+    axes.legend(loc="upper left", fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
 def plot_roc_curves(curves: Mapping[str, tuple[ArrayLike, ArrayLike]], title: str = "ROC (positive = Real)") -> Figure:
     """One ROC curve per name from (labels, p_real), with AUC in the legend."""
     figure = Figure(figsize=(5, 5), dpi=100)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dfdetect.metrics import format_value
+from dfdetect.metrics import format_interval, format_value
 
 LABEL_NOTE = (
     "Labels: 0 = Fake, 1 = Real. Sensitivity = recall on Real; specificity = recall on Fake; "
@@ -31,9 +31,37 @@ def table2(results: Mapping[str, Mapping[str, Any]], extra_columns: Sequence[str
     return markdown_table(header, rows)
 
 
+CROSS_METRICS = ("auc", "accuracy", "eer", "average_precision")
+"""The metrics `dfdetect evaluate` tabulates across models and datasets, one table each."""
+
+
+def with_interval(metrics: Mapping[str, Any], key: str) -> str:
+    """`0.874 [0.851, 0.896]` when the metrics carry a 95% interval for `key`, else the plain value."""
+    intervals = metrics.get("intervals_95") or {}
+    return format_interval(metrics.get(key), intervals.get(key))
+
+
+def cross_table(results: Mapping[str, Mapping[str, Mapping[str, Any]]], metric: str) -> str:
+    """Rows = models, columns = datasets, cells = `metric` with its 95% interval."""
+    datasets = list(dict.fromkeys(name for row in results.values() for name in row))
+    rows = [
+        [model, *(with_interval(row[name], metric) if name in row else "" for name in datasets)]
+        for model, row in results.items()
+    ]
+    return markdown_table(["model", *datasets], rows)
+
+
 def metrics_table(metrics: Mapping[str, Any]) -> str:
-    """One model's metrics as a two-column table, confusion matrix spelled out."""
-    rows = [[key, value] for key, value in metrics.items() if key != "confusion_matrix"]
+    """One model's metrics as a two-column table (with 95% intervals where computed), confusion matrix spelled
+    out, the score distribution on one line."""
+    rows: list[list[Any]] = [
+        [key, with_interval(metrics, key) if isinstance(value, float) else value]
+        for key, value in metrics.items()
+        if key not in ("confusion_matrix", "intervals_95", "p_real_quantiles")
+    ]
+    quantiles = metrics.get("p_real_quantiles")
+    if quantiles:
+        rows.append(["P(Real) min/q25/median/q75/max", " / ".join(f"{v:.3f}" for v in quantiles.values())])
     matrix = metrics["confusion_matrix"]
     rows.append(
         [

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from dfdetect.calibration import apply_temperature
 from dfdetect.conventions import DEFAULT_THRESHOLD, METADATA_KEY
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, RESAMPLING, load_rgb
 from dfdetect.errors import DfdetectError
@@ -35,6 +36,8 @@ class Prediction:
     p_real: float | None
     error: str | None = None
     model: str | None = None
+    calibrated: bool | None = None
+    """Whether p_fake / p_real are calibrated probabilities (temperature scaling on a held-out split)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,18 +72,47 @@ class BasePredictor(ABC):
     preprocessing: Preprocessing
     metadata: dict[str, Any]
     threshold: float = DEFAULT_THRESHOLD
+    temperature: float = 1.0
     runtime: str = ""
+    threshold_policy: str = "0.5"
     supports_explain: bool = False
 
     @abstractmethod
+    def score_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """The model's own P(Real) for RGB PIL images, before calibration."""
+
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """P(Real) for RGB PIL images."""
+        """P(Real) for RGB PIL images, calibrated when the model carries a temperature."""
+        return self.calibrated_scores(self.score_images(images))
+
+    def calibrated_scores(self, p_real: np.ndarray) -> np.ndarray:
+        """The model's P(Real) after its temperature (from `dfdetect calibrate`; 1 = as the model gives it)."""
+        return apply_temperature(p_real, self.temperature)
+
+    @property
+    def is_calibrated(self) -> bool:
+        return "calibration" in self.metadata
+
+    def use_stored_calibration(self, threshold: float | None) -> None:
+        """Take the temperature and the threshold `dfdetect calibrate` stored with the model; an explicit
+        `threshold` still wins, and without either the study's 0.5 applies."""
+        calibration = self.metadata.get("calibration") or {}
+        self.temperature = float(calibration.get("temperature", 1.0))
+        self.threshold = threshold if threshold is not None else float(calibration.get("threshold", DEFAULT_THRESHOLD))
+        self.threshold_policy = "given" if threshold is not None else calibration.get("policy", "0.5")
 
     def label_of(self, p_real: float) -> str:
         return "real" if p_real >= self.threshold else "fake"
 
     def prediction(self, name: str, p_real: float) -> Prediction:
-        return Prediction(name, self.label_of(p_real), float(1 - p_real), float(p_real), model=self.model_label)
+        return Prediction(
+            name,
+            self.label_of(p_real),
+            float(1 - p_real),
+            float(p_real),
+            model=self.model_label,
+            calibrated=self.is_calibrated,
+        )
 
     @property
     def model_label(self) -> str:
@@ -137,6 +169,9 @@ class BasePredictor(ABC):
             "parameters": self.metadata.get("parameters"),
             "preprocessing": self.preprocessing.to_dict(),
             "threshold": self.threshold,
+            "threshold_policy": self.threshold_policy,
+            "calibrated": self.is_calibrated,
+            "calibration": self.metadata.get("calibration"),
             "labels": {"0": "Fake", "1": "Real"},
             "validation_metrics": self.metadata.get("metrics"),
             "test_metrics": self.metadata.get("test_metrics"),

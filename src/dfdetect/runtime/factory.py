@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dfdetect.conventions import DEFAULT_THRESHOLD
 from dfdetect.errors import ConfigError
 from dfdetect.runtime.base import BasePredictor
 
@@ -12,9 +11,11 @@ RUNTIMES = ("auto", "torch", "onnx", "openvino")
 
 
 def load_predictor(
-    model: Path, runtime: str = "auto", device: str = "auto", threshold: float = DEFAULT_THRESHOLD
+    model: Path, runtime: str = "auto", device: str = "auto", threshold: float | None = None
 ) -> BasePredictor:
     """A run folder or checkpoint, or an exported .onnx file, on the fastest path that keeps the labels.
+
+    threshold: None takes the one `dfdetect calibrate` stored with the model (else 0.5).
 
     runtime: torch, onnx (ONNX Runtime, never imports torch), openvino (CPU), or auto: ONNX Runtime for .onnx
     files; for checkpoints OpenVINO when scoring on the CPU and it is installed (the fastest CPU path that passed

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dfdetect.conventions import DEFAULT_THRESHOLD
 from dfdetect.errors import CheckpointError
 from dfdetect.preprocessing import Preprocessing
 from dfdetect.runtime.base import METADATA_KEY, BasePredictor, preprocess_numpy
@@ -38,12 +37,12 @@ class OnnxPredictor(BasePredictor):
 
     runtime = "onnx"
 
-    def __init__(self, path: Path, threshold: float = DEFAULT_THRESHOLD, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threshold: float | None = None, threads: int | None = None) -> None:
         import onnxruntime as ort
 
         self.metadata = read_onnx_metadata(path)
         self.preprocessing = Preprocessing.from_dict(self.metadata["preprocessing"])
-        self.threshold = threshold
+        self.use_stored_calibration(threshold)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -55,5 +54,5 @@ class OnnxPredictor(BasePredictor):
         logits = self.session.run(None, {self.input_name: batch.astype(np.float32, copy=False)})[0]
         return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
 
-    def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def score_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self.predict_array(np.stack([preprocess_numpy(image, self.preprocessing) for image in images]))

@@ -75,6 +75,7 @@ class OpenVinoPredictor(TorchPredictor):
         import openvino as ov
 
         super().__init__(predictor.model, predictor.metadata, device="cpu", threshold=predictor.threshold)
+        self.threshold_policy = predictor.threshold_policy
         core = ov.Core()
         if precision == "auto":
             precision = "bf16" if cpu_has_bf16() else "f32"
@@ -99,7 +100,7 @@ class OpenVinoPredictor(TorchPredictor):
         """Logits for a preprocessed float32 (N, 3, H, W) batch; near-threshold ones come from the fp32 model."""
         if self.exact is None:
             return infer(self.compiled, batch)
-        target = threshold_logit(self.threshold)
+        target = threshold_logit(self.threshold) * self.temperature  # the threshold in the model's own logits
         if self.near_share > FP32_FIRST_ABOVE:
             logits = infer(self.exact, batch)  # most scores crowd the threshold: a bf16 pass first costs more
             near = np.abs(logits - target) < self.recheck_margin

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dfdetect.conventions import DEFAULT_THRESHOLD
 from dfdetect.data.transforms import build_eval_transform
 from dfdetect.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from dfdetect.engine.device import autocast, memory_format, place_model, resolve_device
@@ -61,7 +60,7 @@ class TorchPredictor(BasePredictor):
         model: Detector,
         metadata: dict[str, Any] | None = None,
         device: str = "auto",
-        threshold: float = DEFAULT_THRESHOLD,
+        threshold: float | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.model = model
@@ -69,12 +68,10 @@ class TorchPredictor(BasePredictor):
         self.metadata = metadata or {"model": model.name, "parameters": count_parameters(model)}
         self.preprocessing = model.preprocessing
         self.transform = build_eval_transform(self.preprocessing)
-        self.threshold = threshold
+        self.use_stored_calibration(threshold)
 
     @classmethod
-    def from_checkpoint(
-        cls, checkpoint: Path, device: str = "auto", threshold: float = DEFAULT_THRESHOLD
-    ) -> TorchPredictor:
+    def from_checkpoint(cls, checkpoint: Path, device: str = "auto", threshold: float | None = None) -> TorchPredictor:
         model, metadata = load_model(checkpoint)
         return cls(model, metadata, device=device, threshold=threshold)
 
@@ -83,11 +80,11 @@ class TorchPredictor(BasePredictor):
 
     @torch.inference_mode()
     def predict_tensor(self, batch: torch.Tensor) -> np.ndarray:
-        """P(Real) for a batch of already preprocessed images."""
+        """The model's own P(Real) (before calibration) for a batch of already preprocessed images."""
         batch = batch.to(self.device, memory_format=memory_format(self.device))
         with autocast(self.device):
             logits = self.model(batch)
         return torch.sigmoid(logits.float()).cpu().numpy().astype(np.float64)
 
-    def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def score_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self.predict_tensor(self.preprocess(images))

@@ -39,6 +39,7 @@ class PredictionResult(BaseModel):
 class PredictResponse(BaseModel):
     model: str | None
     threshold: float
+    calibrated: bool
     results: list[PredictionResult]
 
 
@@ -172,7 +173,12 @@ def create_app(
             )
             for upload, p in zip(files, scores, strict=True)
         ]
-        return PredictResponse(model=predictor.metadata.get("model"), threshold=predictor.threshold, results=results)
+        return PredictResponse(
+            model=predictor.model_label,
+            threshold=predictor.threshold,
+            calibrated=predictor.is_calibrated,
+            results=results,
+        )
 
     if can_explain:
 
