@@ -123,12 +123,17 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def default_model_path() -> Path:
+    from dfdetect.pretrained import default_detector_path
+
+    return default_detector_path()
+
+
 def load_scoring_model(args: argparse.Namespace) -> Any:
     """The predictor --model (or the shipped default), --runtime, --device and --threshold ask for."""
-    from dfdetect.pretrained import default_detector_path
     from dfdetect.runtime import load_predictor
 
-    model = args.model or default_detector_path()
+    model = args.model or default_model_path()
     return load_predictor(model, runtime=args.runtime, device=args.device, threshold=args.threshold)
 
 
@@ -290,6 +295,25 @@ def command_calibrate(args: argparse.Namespace) -> int:
     ]
     print(markdown_table(["threshold policy", "P(Real) threshold", ""], rows))
     print(f"stored in {path} (and its .json); predict, serve, evaluate and export now use them")
+    return 0
+
+
+def command_robustness(args: argparse.Namespace) -> int:
+    from dfdetect.robustness import run_robustness
+
+    _, written = run_robustness(
+        args.model or default_model_path(),
+        args.data,
+        args.out,
+        args.split,
+        args.perturbations,
+        args.seed,
+        runtime=args.runtime,
+        device=args.device,
+        threshold=args.threshold,
+    )
+    print(written[1].read_text(encoding="utf-8"))
+    print(f"wrote {', '.join(str(path) for path in written[:2])} and {len(written) - 2} plot(s) in {args.out}")
     return 0
 
 
@@ -565,6 +589,19 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--device", default="auto")
     calibrate.add_argument("--workers", type=int, default=-1)
 
+    robustness = commands.add_parser("robustness", help="score a labelled set under perturbations at several levels")
+    add_scoring_options(robustness)
+    robustness.add_argument("--data", type=Path, required=True, help="dataset root, or a folder with Real and/or Fake")
+    robustness.add_argument("--split", default="Test")
+    robustness.add_argument(
+        "--perturbations",
+        default="basic,deeperforensics",
+        help="sets (basic, deeperforensics, all) and/or names (jpeg, downscale, blur, noise, df-cs, df-cc, df-bw, "
+        "df-gnc, df-gb, df-jpeg, df-vc), comma-separated",
+    )
+    robustness.add_argument("--seed", type=int, default=0, help="seed of the random perturbations")
+    robustness.add_argument("--out", type=Path, default=Path("robustness"), help="folder for the table and plots")
+
     demo = commands.add_parser("demo", help="train and compare both models on generated synthetic data")
     demo.add_argument("--out", type=Path, default=Path("demo-run"))
     demo.add_argument("--epochs", type=int, default=6)
@@ -581,6 +618,7 @@ COMMANDS = {
     "export": command_export,
     "serve": command_serve,
     "calibrate": command_calibrate,
+    "robustness": command_robustness,
     "demo": command_demo,
 }
 

@@ -64,6 +64,30 @@ def plot_reliability(
     return figure
 
 
+def plot_robustness(
+    levels: Sequence[int],
+    metrics: Mapping[str, Sequence[float | None]],
+    clean: Mapping[str, float | None],
+    title: str = "Robustness",
+) -> Figure:
+    """Each metric against the perturbation level, with the clean score as a dashed reference line."""
+    figure = Figure(figsize=(5.5, 4))
+    axes = figure.add_subplot()
+    for index, (name, values) in enumerate(metrics.items()):
+        color = f"C{index}"
+        points = [(level, value) for level, value in zip(levels, values, strict=True) if value is not None]
+        if points:
+            axes.plot(*zip(*points, strict=True), marker="o", color=color, label=name)
+        reference = clean.get(name)
+        if reference is not None:
+            axes.axhline(reference, color=color, linestyle="--", linewidth=1, label=f"{name}, clean")
+    axes.set(xlabel="level (1 = mildest)", ylabel="value", ylim=(0, 1), title=title)
+    axes.set_xticks(list(levels))
+    axes.legend(fontsize="small", ncol=2)
+    figure.tight_layout()
+    return figure
+
+
 def plot_roc_curves(curves: Mapping[str, tuple[ArrayLike, ArrayLike]], title: str = "ROC (positive = Real)") -> Figure:
     """One ROC curve per name from (labels, p_real), with AUC in the legend."""
     figure = Figure(figsize=(5, 5), dpi=100)
