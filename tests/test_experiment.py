@@ -34,6 +34,18 @@ def test_report_has_table_figures_and_configs(experiment) -> None:
     assert all(o.metrics["n_real"] == 12 for o in outcomes)
 
 
+def test_report_gains_intervals_and_calibrated_columns(experiment) -> None:
+    _, outcomes, report = experiment
+    text = report.read_text()
+    assert "| model | ECE (raw) | ECE (calibrated) | Brier | threshold (policy) |" in text
+    for outcome in outcomes:
+        low, high = outcome.metrics["intervals_95"]["auc"]
+        assert low <= outcome.metrics["auc"] <= high
+        calibrated = outcome.calibrated_metrics
+        assert calibrated is not None and calibrated["calibrated"] and calibrated["threshold_policy"] == "eer"
+        assert calibrated["auc"] == pytest.approx(outcome.metrics["auc"], abs=1e-6)  # calibration keeps the ranking
+
+
 def test_rerun_skips_finished_models(experiment, tiny_dataset: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     out, _, _ = experiment
