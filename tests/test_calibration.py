@@ -13,7 +13,7 @@ from dfdetect.calibration import apply_temperature, calibrate, fit_temperature, 
 from dfdetect.cli import main
 from dfdetect.engine.checkpoint import load_checkpoint
 from dfdetect.errors import ConfigError
-from dfdetect.evaluation import calibrate_checkpoint
+from dfdetect.evaluation import calibrate_checkpoint, score_split
 from dfdetect.metrics import expected_calibration_error
 from dfdetect.runtime.export import export_onnx
 from dfdetect.runtime.onnx_backend import OnnxPredictor
@@ -83,6 +83,12 @@ def test_calibration_is_stored_used_and_exported(trained_run: Path, tiny_dataset
     raw = TorchPredictor.from_checkpoint(trained_run, device="cpu").predict_paths([image])[0]
     assert raw.calibrated is False
     assert result.p_real == pytest.approx(apply_temperature(np.array([raw.p_real]), stored["temperature"])[0])
+
+    evaluation = score_split(predictor, tiny_dataset, "Test", workers=0)
+    assert evaluation.metrics["threshold_policy"] == "balanced" and evaluation.metrics["calibrated"] is True
+    assert evaluation.metrics["threshold"] == stored["threshold"]
+    policies = evaluation.metrics["policies"]
+    assert set(policies) == set(stored["thresholds"]) and policies["0.5"]["threshold"] == 0.5
 
     onnx = OnnxPredictor(export_onnx(run, tmp_path / "model.onnx"))
     assert onnx.metadata["calibration"] == stored and onnx.threshold == stored["threshold"]

@@ -227,7 +227,14 @@ def command_evaluate(args: argparse.Namespace) -> int:
     from dfdetect import pretrained
     from dfdetect.engine.checkpoint import resolve_checkpoint
     from dfdetect.evaluation import cross_evaluate, score_split, write_evaluation
-    from dfdetect.reporting.tables import CROSS_METRICS, LABEL_NOTE, cross_table, metrics_table, table2
+    from dfdetect.reporting.tables import (
+        CROSS_METRICS,
+        LABEL_NOTE,
+        cross_table,
+        markdown_table,
+        metrics_table,
+        table2,
+    )
     from dfdetect.runtime.torch_backend import TorchPredictor
 
     models, datasets = named_paths(args.model, "model"), named_paths(args.data, "data")
@@ -274,6 +281,10 @@ def command_evaluate(args: argparse.Namespace) -> int:
     print(table2({name: evaluation.metrics}))
     print()
     print(metrics_table(evaluation.metrics))
+    if evaluation.metrics["policies"]:
+        rows = [[name, *values.values()] for name, values in evaluation.metrics["policies"].items()]
+        print("\nat each threshold policy stored by `dfdetect calibrate`:")
+        print(markdown_table(["policy", "threshold", "accuracy", "sensitivity", "specificity"], rows))
     print(f"\n{LABEL_NOTE}\nwrote {out}, with confusion_matrix.png, roc_curve.png and reliability.png beside it")
     return 0
 

@@ -74,8 +74,22 @@ def score_split(
         "intervals_95": bootstrap_intervals(labels, scores, threshold, resamples=bootstrap, seed=seed)
         if bootstrap
         else None,
+        "policies": policy_metrics(labels, scores, predictor.metadata.get("calibration")),
     }
     return Evaluation(metrics, labels, scores, samples, bad, folder)
+
+
+def policy_metrics(
+    labels: np.ndarray, scores: np.ndarray, calibration: dict[str, Any] | None
+) -> dict[str, dict[str, float | None]] | None:
+    """Accuracy, sensitivity and specificity at each threshold policy `dfdetect calibrate` stored (None if none)."""
+    if not calibration:
+        return None
+    table = {}
+    for name, threshold in calibration["thresholds"].items():
+        metrics = classification_metrics(labels, scores, threshold)
+        table[name] = {"threshold": threshold, **{k: metrics[k] for k in ("accuracy", "sensitivity", "specificity")}}
+    return table
 
 
 def write_evaluation(evaluation: Evaluation, out: Path, per_image: Path | None = None, title: str = "") -> None:

@@ -38,7 +38,7 @@ METRIC_KEYS = (
     "confusion_matrix",
     "threshold",
 )
-EVALUATION_KEYS = (*METRIC_KEYS, "threshold_policy", "calibrated", "p_real_quantiles", "intervals_95")
+EVALUATION_KEYS = (*METRIC_KEYS, "threshold_policy", "calibrated", "p_real_quantiles", "intervals_95", "policies")
 """What `dfdetect evaluate` writes: every metric, and how the threshold was chosen and the scores calibrated."""
 
 

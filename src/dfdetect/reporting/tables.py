@@ -81,7 +81,7 @@ def metrics_table(metrics: Mapping[str, Any]) -> str:
     rows: list[list[Any]] = [
         [key, with_interval(metrics, key) if isinstance(value, float) else value]
         for key, value in metrics.items()
-        if key not in ("confusion_matrix", "intervals_95", "p_real_quantiles")
+        if key not in ("confusion_matrix", "intervals_95", "p_real_quantiles", "policies")
     ]
     quantiles = metrics.get("p_real_quantiles")
     if quantiles:
