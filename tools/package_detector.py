@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from dfdetect.pretrained import folder
-from dfdetect.pretrained.release import package_detector
+from dfdetect.pretrained.release import model_card, package_detector
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--terms", default="")
     parser.add_argument("--out", type=Path, default=folder())
     parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--notes", default="", help="training notes for the model card (Markdown)")
+    parser.add_argument("--card", type=Path, default=ROOT / "docs" / "MODEL_CARD.md", help="model card to write")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     examples = sorted((ROOT / "tests" / "assets" / "examples").glob("*.jpg"))
@@ -43,12 +45,15 @@ def main() -> None:
         "command": args.command,
         "card": "docs/MODEL_CARD.md",
         "labels": "0 = Fake, 1 = Real; the output is P(Real), p_fake = 1 - P(Real)",
+        "training_notes": args.notes,
     }
     out = package_detector(
         args.run, args.out, args.name, args.version, release, args.data, examples=examples, resamples=args.resamples
     )
     print(json.dumps(json.loads(out.with_suffix(".json").read_text())["release"], indent=2))
-    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+    release = json.loads(out.with_suffix(".json").read_text())["release"]
+    args.card.write_text(model_card(release), encoding="utf-8")
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB) and {args.card}")
 
 
 if __name__ == "__main__":

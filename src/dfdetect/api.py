@@ -1,8 +1,14 @@
 """The Python API: what the command line does, from Python, with typed results.
 
+    >>> import numpy as np
     >>> import dfdetect
-    >>> detector = dfdetect.load()                     # the detector that ships with dfdetect   # doctest: +SKIP
-    >>> detector.predict(["face.jpg"])[0].label        # 'real' or 'fake'                        # doctest: +SKIP
+    >>> detector = dfdetect.load(runtime="torch")       # the detector that ships with dfdetect
+    >>> detector.name
+    'dfdc-lite0 1.0.0'
+    >>> face = np.full((224, 224, 3), 128, dtype=np.uint8)   # a face crop: a path, a PIL image or an RGB array
+    >>> [prediction] = detector.predict(face)
+    >>> prediction.label in ("real", "fake"), 0.0 <= prediction.p_fake <= 1.0
+    (True, True)
 
 `load` takes a shipped detector's name, a run folder, a checkpoint or an exported .onnx file; `train`,
 `evaluate` take the same configuration and folders as `dfdetect train` and `dfdetect evaluate`. Importing

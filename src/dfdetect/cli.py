@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -238,39 +239,24 @@ def command_evaluate(args: argparse.Namespace) -> int:
     from dfdetect.runtime.torch_backend import TorchPredictor
 
     models, datasets = named_paths(args.model, "model"), named_paths(args.data, "data")
+    scoring: dict[str, Any] = {
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+        "threshold": args.threshold,
+        "bootstrap": args.bootstrap,
+        "seed": args.seed,
+        "progress": tqdm_progress,
+    }
     if len(models) > 1 or len(datasets) > 1:
         out = args.out or Path("evaluation")
-        results = cross_evaluate(
-            models,
-            datasets,
-            out,
-            args.split,
-            device=args.device,
-            threshold=args.threshold,
-            batch_size=args.batch_size,
-            workers=args.workers,
-            bootstrap=args.bootstrap,
-            seed=args.seed,
-            progress=tqdm_progress,
-        )
+        results = cross_evaluate(models, datasets, out, args.split, device=args.device, **scoring)
         for metric in CROSS_METRICS:
             print(f"\n{metric} on {args.split}:\n{cross_table(results, metric)}")
         print(f"\n{LABEL_NOTE}\nwrote {out}/tables.md, {out}/results.json and {out}/<model>/<data>/")
         return 0
     [(name, model)], [data] = models.items(), datasets.values()
     predictor = TorchPredictor.from_checkpoint(model, device=args.device, threshold=args.threshold)
-    evaluation = score_split(
-        predictor,
-        data,
-        args.split,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        strict=args.strict_data,
-        threshold=args.threshold,
-        progress=tqdm_progress,
-        bootstrap=args.bootstrap,
-        seed=args.seed,
-    )
+    evaluation = score_split(predictor, data, args.split, strict=args.strict_data, **scoring)
     run = RunFolder.of_checkpoint(resolve_checkpoint(model))
     if run.root == pretrained.folder():  # a shipped detector: never write into the installed package
         run = RunFolder(Path(f"eval-{predictor.metadata['release']['name']}"))
@@ -446,7 +432,7 @@ def command_predict(args: argparse.Namespace) -> int:
     if args.crop_face:
         from dfdetect.faces import crop_largest_face
 
-        prepare = crop_largest_face
+        prepare = functools.partial(crop_largest_face, margin=args.face_margin, detector=args.face_detector)
     predictions = predictor.predict_paths(paths, batch_size=args.batch_size, prepare=prepare)
     fmt = args.format or ("table" if sys.stdout.isatty() and args.out is None else "csv")
     text = format_predictions(predictions, fmt)
@@ -573,7 +559,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", type=Path, help="write the results to a file")
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--explain", type=Path, metavar="DIR", help="write Grad-CAM overlays to DIR")
-    predict.add_argument("--crop-face", action="store_true", help="score the largest detected face (OpenCV)")
+    predict.add_argument("--crop-face", action="store_true", help="score the largest face found in each image")
+    predict.add_argument(
+        "--face-detector", choices=("mtcnn", "haar"), default="mtcnn", help="MTCNN (default) or OpenCV's Haar cascade"
+    )
+    predict.add_argument(
+        "--face-margin", type=float, default=0.3, help="crop margin on each side, as a share of the face box"
+    )
 
     export = commands.add_parser("export", help="export a trained detector to ONNX")
     export.add_argument("--model", type=Path, required=True, help="run folder, checkpoint or shipped detector")

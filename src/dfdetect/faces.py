@@ -1,23 +1,48 @@
-"""Face cropping for in-the-wild photos: the largest face found by OpenCV's bundled Haar cascade, with a margin."""
+"""Face finding and cropping for in-the-wild photos: MTCNN (default) or OpenCV's bundled Haar cascade.
+
+Crops match what the detectors were trained on (dfdetect's DFDC crops): the face box enlarged by a margin on
+each side (0.3 of the box by default), made square around the box's centre, clipped at the image's border;
+the model's own preprocessing then resizes it. bench/face_detectors.py measures both detectors.
+"""
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from dfdetect.errors import ImageLoadError
+from dfdetect.errors import ConfigError, ImageLoadError
+
+DETECTORS = ("mtcnn", "haar")
+DEFAULT_DETECTOR = "mtcnn"
+"""Found more faces with fewer false detections than the Haar cascade (docs/results.md, face detectors)."""
+DEFAULT_MARGIN = 0.3
 
 _LOCAL = threading.local()
+_MTCNN: Any = None
+_MTCNN_LOCK = threading.Lock()
 
 
 class NoFaceError(ImageLoadError):
     """An image in which no face was found."""
 
 
-def _detector() -> Any:
+@dataclass(frozen=True)
+class Face:
+    """A detected face: box (left, top, right, bottom) in pixels and the detector's confidence."""
+
+    box: tuple[float, float, float, float]
+    score: float
+
+    @property
+    def size(self) -> float:
+        return max(self.box[2] - self.box[0], self.box[3] - self.box[1])
+
+
+def _haar() -> Any:
     import cv2
 
     # Cascade classifiers are not thread-safe: one per thread. The XML ships inside opencv-python-headless.
@@ -27,18 +52,51 @@ def _detector() -> Any:
     return _LOCAL.cascade
 
 
-def crop_largest_face(image: Image.Image, name: str = "<image>", margin: float = 0.3) -> Image.Image:
-    """The largest detected face, enlarged by `margin` on each side and made square; NoFaceError if none."""
-    import cv2
+def _mtcnn() -> Any:
+    global _MTCNN
+    with _MTCNN_LOCK:
+        if _MTCNN is None:
+            from dfdetect.mtcnn import MTCNN
 
-    gray = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2GRAY)
-    smallest = max(24, min(gray.shape) // 12)
-    faces = _detector().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(smallest, smallest))
-    if len(faces) == 0:
+            _MTCNN = MTCNN()
+    return _MTCNN
+
+
+def detect_faces(image: Image.Image, detector: str = DEFAULT_DETECTOR, min_size: int = 20) -> list[Face]:
+    """Faces at least `min_size` pixels across, largest first."""
+    pixels = np.asarray(image.convert("RGB"))
+    if detector == "mtcnn":
+        faces = [Face(d.box, d.score) for d in _mtcnn().detect(pixels)]
+    elif detector == "haar":
+        import cv2
+
+        gray = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+        found = _haar().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
+        faces = [Face((float(x), float(y), float(x + w), float(y + h)), 1.0) for x, y, w, h in found]
+    else:
+        raise ConfigError(f"unknown face detector {detector!r}; known: {', '.join(DETECTORS)}")
+    return sorted((face for face in faces if face.size >= min_size), key=lambda face: -face.size)
+
+
+def crop_face(image: Image.Image, face: Face, margin: float = DEFAULT_MARGIN) -> Image.Image:
+    """The face's box enlarged by `margin` of its size on each side, squared, clipped at the border."""
+    left, top, right, bottom = face.box
+    side = face.size * (1 + 2 * margin)
+    centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
+    box = (
+        int(max(0, centre_x - side / 2)),
+        int(max(0, centre_y - side / 2)),
+        int(min(image.width, centre_x + side / 2)),
+        int(min(image.height, centre_y + side / 2)),
+    )
+    return image.crop(box)
+
+
+def crop_largest_face(
+    image: Image.Image, name: str = "<image>", margin: float = DEFAULT_MARGIN, detector: str = DEFAULT_DETECTOR
+) -> Image.Image:
+    """The largest detected face, cropped with `margin`; NoFaceError if there is none."""
+    faces = detect_faces(image, detector, min_size=max(20, min(image.size) // 12))
+    if not faces:
         raise NoFaceError(name, "no face found (--crop-face)")
-    x, y, w, h = max(faces, key=lambda box: box[2] * box[3])
-    side = int(max(w, h) * (1 + 2 * margin))
-    cx, cy = x + w / 2, y + h / 2
-    left, top = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-    right, bottom = int(min(image.width, cx + side / 2)), int(min(image.height, cy + side / 2))
-    return image.crop((left, top, right, bottom))
+    return crop_face(image, faces[0], margin)

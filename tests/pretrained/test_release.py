@@ -12,7 +12,7 @@ from dfdetect import pretrained
 from dfdetect.cli import main
 from dfdetect.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from dfdetect.errors import CheckpointError
-from dfdetect.pretrained.release import package_detector
+from dfdetect.pretrained.release import model_card, package_detector
 from dfdetect.runtime import load_predictor
 
 EXAMPLES = sorted((Path(__file__).parents[1] / "assets" / "examples").glob("*.jpg"))
@@ -41,6 +41,10 @@ def test_packaged_weights_are_fp16_with_release_metadata(packaged: Path) -> None
         low, high = report["intervals_95"]["accuracy"]
         assert low <= report["metrics"]["accuracy"] <= high
     assert json.loads(packaged.with_suffix(".json").read_text())["release"] == release
+    card = model_card(release)
+    assert card.startswith("# Model card: tiny 0.1.0") and "0 = Fake, 1 = Real" in card
+    test = release["evaluation"]["Test"]["metrics"]
+    assert f"{test['auc']:.3f} [" in card and all(path.name in card for path in EXAMPLES)
 
 
 def test_a_shipped_detector_is_found_by_name_and_scores_as_recorded(packaged: Path) -> None:

