@@ -54,7 +54,7 @@ def test_predict_command_formats_and_exit_code(
     images = str(tiny_dataset / "Test" / "Real")
     assert main(["predict", "--model", str(trained_run), images, "--format", "jsonl", "--device", "cpu"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(rows) == 12 and set(rows[0]) == {"path", "label", "p_fake", "p_real", "error", "model"}
+    assert len(rows) == 12 and set(rows[0]) == {"path", "label", "p_fake", "p_real", "error", "model", "calibrated"}
     assert {row["model"] for row in rows} == {"own_cnn"}  # every row says which detector scored it
     out = tmp_path / "scores.csv"
     bad = tmp_path / "bad.png"
@@ -62,7 +62,7 @@ def test_predict_command_formats_and_exit_code(
     code = main(["predict", "--model", str(trained_run), images, str(bad), "--format", "csv", "--out", str(out)])
     assert code == 1  # one image failed
     lines = out.read_text().splitlines()
-    assert lines[0] == "path,label,p_fake,p_real,error,model" and len(lines) == 14 and "bad.png" in lines[-1]
+    assert lines[0] == "path,label,p_fake,p_real,error,model,calibrated" and len(lines) == 14 and "bad.png" in lines[-1]
     assert main(["predict", "--model", str(trained_run), images, "--format", "table"]) == 0
     assert "p_fake" in capsys.readouterr().out
 
