@@ -387,8 +387,9 @@ def command_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_predictions(predictions: list[Any], fmt: str) -> str:
-    """table, csv, json or jsonl text for a list of Prediction."""
+def format_predictions(rows: list[dict[str, Any]], fmt: str) -> str:
+    """table, csv, json or jsonl text for prediction rows (Prediction.to_dict(), and video rows with their
+    frames_read, faces_found and aggregate)."""
     import csv
     import dataclasses
     import io
@@ -396,8 +397,7 @@ def format_predictions(predictions: list[Any], fmt: str) -> str:
     from dfdetect.runtime import Prediction
 
     fieldnames = [field.name for field in dataclasses.fields(Prediction)]
-
-    rows = [p.to_dict() for p in predictions]
+    fieldnames += [key for key in ("frames_read", "faces_found", "aggregate") if any(key in row for row in rows)]
     if fmt == "json":
         return json.dumps(rows, indent=2) + "\n"
     if fmt == "jsonl":
@@ -415,9 +415,47 @@ def format_predictions(predictions: list[Any], fmt: str) -> str:
     for row in rows:
         if row["error"]:
             lines.append(f"{row['path']:<{width}}  error: {row['error']}")
-        else:
-            lines.append(f"{row['path']:<{width}}  {row['label']:<5}  {row['p_fake']:>6.3f}  {row['p_real']:>6.3f}")
+            continue
+        line = f"{row['path']:<{width}}  {row['label']:<5}  {row['p_fake']:>6.3f}  {row['p_real']:>6.3f}"
+        if "frames_read" in row:
+            line += f"  ({row['faces_found']} of {row['frames_read']} frames with a face, {row['aggregate']})"
+        lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def video_rows(predictor: Any, videos: list[Path], args: argparse.Namespace) -> list[Any]:
+    """One VideoPrediction per video, scored by `predictor`."""
+    from dfdetect.video import predict_video
+
+    results = []
+    for path in videos:
+        result = predict_video(
+            path,
+            predictor.predict_images,
+            predictor.label_of,
+            frames=args.frames,
+            how=args.aggregate,
+            detector=args.face_detector,
+            margin=args.face_margin,
+        )
+        result.model = predictor.model_label
+        results.append(result)
+    return results
+
+
+def write_per_frame(videos: list[Any], path: Path) -> None:
+    """CSV: one row per frame read: video, frame index, seconds, face box, p_fake."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "frame", "seconds", "box", "p_fake"])
+        for video in videos:
+            for frame in video.frames:
+                box = " ".join(f"{v:.1f}" for v in frame.box) if frame.box else ""
+                p_fake = "" if frame.p_fake is None else f"{frame.p_fake:.6f}"
+                writer.writerow([video.path, frame.frame, f"{frame.seconds:.3f}", box, p_fake])
 
 
 def command_predict(args: argparse.Namespace) -> int:
@@ -433,9 +471,21 @@ def command_predict(args: argparse.Namespace) -> int:
         from dfdetect.faces import crop_largest_face
 
         prepare = functools.partial(crop_largest_face, margin=args.face_margin, detector=args.face_detector)
-    predictions = predictor.predict_paths(paths, batch_size=args.batch_size, prepare=prepare)
+    from dfdetect.video import is_video
+
+    videos = [path for path in paths if is_video(path)]
+    images = [path for path in paths if not is_video(path)]
+    predictions = predictor.predict_paths(images, batch_size=args.batch_size, prepare=prepare) if images else []
+    scored_videos = video_rows(predictor, videos, args)
+    by_path: dict[str, dict[str, Any]] = {p.path: p.to_dict() for p in predictions}
+    for video in scored_videos:
+        p_real = None if video.p_fake is None else 1 - video.p_fake
+        by_path[video.path] = {**video.to_dict(), "p_real": p_real, "calibrated": predictor.is_calibrated}
+    rows = [by_path[str(path)] for path in paths]
+    if args.per_frame is not None:
+        write_per_frame(scored_videos, args.per_frame)
     fmt = args.format or ("table" if sys.stdout.isatty() and args.out is None else "csv")
-    text = format_predictions(predictions, fmt)
+    text = format_predictions(rows, fmt)
     if args.out:
         args.out.write_text(text, encoding="utf-8")
     else:
@@ -450,9 +500,9 @@ def command_predict(args: argparse.Namespace) -> int:
         assert isinstance(predictor, TorchPredictor)  # supports_explain: a PyTorch model is loaded
         write_explanations(predictor, predictions, args.explain, prepare)
         print(f"Grad-CAM heatmaps: {args.explain}", file=sys.stderr)
-    failed = sum(1 for p in predictions if p.error)
+    failed = sum(1 for row in rows if row["error"])
     if failed:
-        print(f"{failed} of {len(predictions)} image(s) failed", file=sys.stderr)
+        print(f"{failed} of {len(rows)} file(s) failed", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -550,7 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--prune", action="store_true", help="stop hopeless trials early (median pruner)")
     tune.add_argument("--out", type=Path, required=True, help="folder for the study, trials and outputs")
 
-    predict = commands.add_parser("predict", help="score images: files, folders (recursive) or globs")
+    predict = commands.add_parser(
+        "predict", help="score images and videos: files, folders (recursive) or globs; one row each"
+    )
     add_scoring_options(predict)
     predict.add_argument("paths", nargs="+", metavar="PATH")
     predict.add_argument(
@@ -560,6 +612,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--explain", type=Path, metavar="DIR", help="write Grad-CAM overlays to DIR")
     predict.add_argument("--crop-face", action="store_true", help="score the largest face found in each image")
+    predict.add_argument("--frames", type=int, default=32, help="videos: frames read, evenly spaced")
+    predict.add_argument(
+        "--aggregate",
+        choices=("mean", "max", "confident"),
+        default="mean",
+        help="videos: mean logit of the frames (default), the most fake frame, or the DFDC winner's rule",
+    )
+    predict.add_argument("--per-frame", type=Path, metavar="FILE", help="videos: every frame's box and score (CSV)")
     predict.add_argument(
         "--face-detector", choices=("mtcnn", "haar"), default="mtcnn", help="MTCNN (default) or OpenCV's Haar cascade"
     )

@@ -16,7 +16,7 @@ from PIL import Image
 
 from dfdetect.calibration import apply_temperature
 from dfdetect.conventions import DEFAULT_THRESHOLD, METADATA_KEY
-from dfdetect.data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, RESAMPLING, load_rgb
+from dfdetect.data.images import DEFAULT_MAX_PIXELS, MEDIA_EXTENSIONS, RESAMPLING, load_rgb
 from dfdetect.errors import DfdetectError
 from dfdetect.preprocessing import Preprocessing
 
@@ -44,12 +44,13 @@ class Prediction:
 
 
 def expand_paths(arguments: Sequence[str]) -> list[Path]:
-    """Files as given, folders searched recursively for images, globs expanded; order kept, duplicates dropped."""
+    """Files as given, folders searched recursively for images and videos, globs expanded; order kept, duplicates
+    dropped."""
     found: list[Path] = []
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS)
         elif any(char in argument for char in "*?["):
             found += sorted(Path(p) for p in glob.glob(argument, recursive=True) if Path(p).is_file())
         else:

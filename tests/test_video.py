@@ -1,0 +1,131 @@
+"""Videos: generated clips with a known face at known places, broken files, aggregation on known scores."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dfdetect.cli import main
+from dfdetect.video import VideoError, aggregate, predict_video, read_frames
+
+av = pytest.importorskip("av")
+skimage_data = pytest.importorskip("skimage.data")
+
+FACE_BOX = (150, 40, 330, 220)  # the astronaut's head in skimage's photo (public domain)
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
+    """An H.264 mp4 of RGB frames (PyAV, the FFmpeg inside its wheel)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for pixels in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def face_frames(count: int = 20, size: int = 100) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """A face moving right across a 320 x 240 grey scene; returns frames and the face crop's top-left corners."""
+    face = Image.fromarray(skimage_data.astronaut()).crop(FACE_BOX).resize((size, size))
+    frames, corners = [], []
+    for index in range(count):
+        scene = Image.new("RGB", (320, 240), (90, 110, 100))
+        corner = (10 + index * 8, 60)
+        scene.paste(face, corner)
+        frames.append(np.asarray(scene))
+        corners.append(corner)
+    return frames, corners
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("videos")
+    frames, _ = face_frames()
+    empty = [np.full((240, 320, 3), 120, dtype=np.uint8)] * 12
+    face = write_video(folder / "face.mp4", frames)
+    truncated = folder / "truncated.mp4"
+    truncated.write_bytes(face.read_bytes()[:1500])
+    (folder / "zero.mp4").write_bytes(b"")
+    (folder / "text.mp4").write_text("not a video at all")
+    return {
+        "face": face,
+        "no_face": write_video(folder / "no_face.mp4", empty),
+        "truncated": truncated,
+        "zero": folder / "zero.mp4",
+        "text": folder / "text.mp4",
+    }
+
+
+def test_frames_are_evenly_spaced(clips: dict[str, Path]) -> None:
+    frames = read_frames(clips["face"], count=5)
+    assert [index for index, _, _ in frames] == [0, 5, 10, 14, 19]
+    assert frames[0][2].shape == (240, 320, 3) and frames[-1][1] == pytest.approx(1.9, abs=0.01)
+    assert len(read_frames(clips["face"], count=50)) == 20  # never more than the clip holds
+
+
+def test_the_face_is_found_and_followed_in_every_frame(clips: dict[str, Path]) -> None:
+    _, corners = face_frames()
+    result = predict_video(clips["face"], lambda images: np.full(len(images), 0.25), lambda p: "real", frames=5)
+    assert result.error is None and result.frames_read == 5 and result.faces_found == 5
+    for frame in result.frames:
+        left, top = corners[frame.frame]
+        assert frame.box is not None
+        centre = ((frame.box[0] + frame.box[2]) / 2, (frame.box[1] + frame.box[3]) / 2)
+        assert abs(centre[0] - (left + 50)) < 15 and abs(centre[1] - (top + 55)) < 15
+        assert frame.p_fake == pytest.approx(0.75)
+    assert result.p_fake == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("no_face", "no face found"), ("truncated", "truncated"), ("zero", "empty file"), ("text", "cannot decode")],
+)
+def test_broken_and_faceless_videos_get_an_error(clips: dict[str, Path], name: str, message: str) -> None:
+    result = predict_video(clips[name], lambda images: np.full(len(images), 0.5), lambda p: "real", frames=4)
+    assert result.p_fake is None and result.error is not None and message in result.error
+    assert str(clips[name]) in result.error
+
+
+def test_unreadable_files_raise_video_errors(tmp_path: Path) -> None:
+    with pytest.raises(VideoError, match="no such file"):
+        read_frames(tmp_path / "missing.mp4")
+
+
+def test_aggregation_on_known_frame_scores() -> None:
+    scores = [0.9, 0.9, 0.1]
+    mean_logit = 1 / (1 + np.exp(-np.mean(np.log(np.array(scores) / (1 - np.array(scores))))))
+    assert aggregate(scores, "mean") == pytest.approx(mean_logit)
+    assert aggregate(scores, "max") == 0.9
+    confident_fake = [0.95] * 11 + [0.1] * 21
+    assert aggregate(confident_fake, "confident") == pytest.approx(0.95)  # 11 confident fakes decide
+    confident_real = [0.05] * 29 + [0.5] * 3
+    assert aggregate(confident_real, "confident") == pytest.approx(0.05)  # 90% confidently real
+    assert aggregate([0.5, 0.7], "confident") == pytest.approx(0.6)  # neither: the plain mean
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        aggregate(scores, "median")
+
+
+def test_predict_mixes_videos_and_images(trained_run: Path, clips: dict[str, Path], tmp_path: Path, capsys) -> None:
+    image = tmp_path / "still.png"
+    Image.fromarray(face_frames(1)[0][0]).save(image)
+    per_frame = tmp_path / "frames.csv"
+    args = ["predict", "--model", str(trained_run), "--runtime", "torch", "--device", "cpu", "--format", "json"]
+    code = main(
+        [*args, str(clips["face"]), str(image), str(clips["zero"]), "--frames", "4", "--per-frame", str(per_frame)]
+    )
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 1  # the empty video failed, the rest were scored
+    assert [Path(row["path"]).name for row in rows] == ["face.mp4", "still.png", "zero.mp4"]
+    assert rows[0]["frames_read"] == 4 and rows[0]["faces_found"] == 4 and rows[0]["label"] in ("real", "fake")
+    assert rows[1]["error"] is None and "empty file" in rows[2]["error"]
+    with per_frame.open() as handle:
+        frames = list(csv.DictReader(handle))
+    assert len(frames) == 4 and all(row["box"] and row["p_fake"] for row in frames)
