@@ -12,37 +12,10 @@ from PIL import Image
 
 from dfdetect.cli import main
 from dfdetect.video import VideoError, aggregate, predict_video, read_frames
+from tests.conftest import face_frames, write_video
 
 av = pytest.importorskip("av")
 skimage_data = pytest.importorskip("skimage.data")
-
-FACE_BOX = (150, 40, 330, 220)  # the astronaut's head in skimage's photo (public domain)
-
-
-def write_video(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
-    """An H.264 mp4 of RGB frames (PyAV, the FFmpeg inside its wheel)."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        for pixels in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
-def face_frames(count: int = 20, size: int = 100) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
-    """A face moving right across a 320 x 240 grey scene; returns frames and the face crop's top-left corners."""
-    face = Image.fromarray(skimage_data.astronaut()).crop(FACE_BOX).resize((size, size))
-    frames, corners = [], []
-    for index in range(count):
-        scene = Image.new("RGB", (320, 240), (90, 110, 100))
-        corner = (10 + index * 8, 60)
-        scene.paste(face, corner)
-        frames.append(np.asarray(scene))
-        corners.append(corner)
-    return frames, corners
 
 
 @pytest.fixture(scope="module")

@@ -521,7 +521,14 @@ def command_serve(args: argparse.Namespace) -> int:
     from dfdetect.serving.app import create_app
 
     predictor = load_scoring_model(args)
-    app = create_app(predictor, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels)
+    app = create_app(
+        predictor,
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_pixels=args.max_pixels,
+        max_files=args.max_files,
+        max_video_bytes=int(args.max_video_mb * 2**20),
+        video_frames=args.frames,
+    )
     print(f"serving {predictor.model_label} ({predictor.runtime}) on http://{args.host}:{args.port}/")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
@@ -639,6 +646,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max-upload-mb", type=float, default=10.0)
     serve.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    serve.add_argument("--max-files", type=int, default=16, help="uploads per request (more: 413)")
+    serve.add_argument("--max-video-mb", type=float, default=100.0, help="largest video upload (0: images only)")
+    serve.add_argument("--frames", type=int, default=32, help="frames read from each uploaded video")
 
     calibrate = commands.add_parser(
         "calibrate", help="fit temperature scaling and a threshold policy on a held-out split; store them"

@@ -160,12 +160,15 @@ def predict_video(
     detector: str = DEFAULT_DETECTOR,
     margin: float = DEFAULT_MARGIN,
     max_seconds: float = 60.0,
+    name: str | None = None,
 ) -> VideoPrediction:
-    """Read, find and follow the face, score each frame's face with `score` (images -> P(Real)), aggregate."""
+    """Read, find and follow the face, score each frame's face with `score` (images -> P(Real)), aggregate.
+    `name` replaces the path in the result and its errors (an upload saved to a temporary file)."""
+    name = name or str(path)
     try:
         decoded = read_frames(path, frames, max_seconds=max_seconds)
     except VideoError as error:
-        return VideoPrediction(str(path), 0, 0, None, None, how, error=str(error))
+        return VideoPrediction(name, 0, 0, None, None, how, error=f"{name}: {error.reason}")
     followed: Face | None = None
     crops, results = [], []
     for index, seconds, pixels in decoded:
@@ -177,7 +180,7 @@ def predict_video(
             crops.append((len(results) - 1, crop_face(image, face, margin)))
     if not crops:
         return VideoPrediction(
-            str(path), len(decoded), 0, None, None, how, error=f"{path}: no face found in any frame", frames=results
+            name, len(decoded), 0, None, None, how, error=f"{name}: no face found in any frame", frames=results
         )
     p_real = score([crop for _, crop in crops])
     for (position, _), value in zip(crops, p_real, strict=True):
@@ -185,4 +188,4 @@ def predict_video(
             results[position].frame, results[position].seconds, results[position].box, float(1 - value)
         )
     p_fake = aggregate([1 - float(v) for v in p_real], how)
-    return VideoPrediction(str(path), len(decoded), len(crops), label_of(1 - p_fake), p_fake, how, frames=results)
+    return VideoPrediction(name, len(decoded), len(crops), label_of(1 - p_fake), p_fake, how, frames=results)

@@ -8,6 +8,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -16,6 +17,7 @@ from dfdetect.runtime.export import export_onnx
 from dfdetect.runtime.onnx_backend import OnnxPredictor
 from dfdetect.runtime.torch_backend import TorchPredictor
 from dfdetect.serving.app import create_app
+from tests.conftest import face_frames, write_video
 
 LIMIT = 300_000
 
@@ -158,3 +160,52 @@ def test_onnx_backed_server_has_no_explain(trained_run: Path, tmp_path: Path) ->
     assert client.get("/v1/model").json()["explain"] is False
     assert client.post("/v1/explain", files={"files": ("a.jpg", jpeg(), "image/jpeg")}).status_code == 404
     assert client.post("/v1/predict", files={"files": ("a.jpg", jpeg(), "image/jpeg")}).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def video_client(trained_run: Path) -> TestClient:
+    predictor = TorchPredictor.from_checkpoint(trained_run, device="cpu")
+    return TestClient(create_app(predictor, max_files=3, max_video_bytes=2_000_000, video_frames=4))
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    pytest.importorskip("av")
+    folder = tmp_path_factory.mktemp("clips")
+    face = write_video(folder / "face.mp4", face_frames(8)[0]).read_bytes()
+    grey = write_video(folder / "grey.mp4", [np.full((96, 128, 3), 120, dtype=np.uint8)] * 6).read_bytes()
+    return {"face": face, "grey": grey, "truncated": face[:900]}
+
+
+def test_a_video_gets_its_verdict_and_per_frame_scores(video_client: TestClient, clips: dict[str, bytes]) -> None:
+    files = [("files", ("clip.mp4", clips["face"], "video/mp4")), ("files", ("still.png", png_bytes(), "image/png"))]
+    response = video_client.post("/v1/predict", files=files)
+    assert response.status_code == 200, response.text
+    video, image = response.json()["results"]
+    assert (video["kind"], video["filename"], video["frames_read"], video["faces_found"]) == ("video", "clip.mp4", 4, 4)
+    assert len(video["frames"]) == 4 and all(0 <= frame["p_fake"] <= 1 for frame in video["frames"])
+    assert image["kind"] == "image" and image["frames"] is None
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "error"),
+    [("truncated", 400, "corrupt video"), ("grey", 422, "no face found")],
+)
+def test_bad_videos_get_a_4xx(
+    video_client: TestClient, clips: dict[str, bytes], name: str, status: int, error: str
+) -> None:
+    response = video_client.post("/v1/predict", files={"files": (f"{name}.mp4", clips[name], "video/mp4")})
+    assert response.status_code == status and response.json()["error"] == error
+    assert f"{name}.mp4" in response.json()["detail"]
+
+
+def test_limits_on_files_and_video_size(video_client: TestClient, client: TestClient, clips: dict[str, bytes]) -> None:
+    many = [("files", (f"{i}.png", png_bytes(), "image/png")) for i in range(4)]
+    response = video_client.post("/v1/predict", files=many)
+    assert response.status_code == 413 and response.json()["error"] == "too many files"
+    assert "at most 3" in response.json()["detail"]
+    big = b"\x00" * 2_100_000
+    response = video_client.post("/v1/predict", files={"files": ("big.mp4", big, "video/mp4")})
+    assert response.status_code == 413
+    response = client.post("/v1/predict", files={"files": ("clip.mp4", clips["face"], "video/mp4")})
+    assert response.status_code == 415 and response.json()["error"] == "videos not accepted"

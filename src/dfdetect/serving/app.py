@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import tempfile
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, UploadFile
@@ -20,13 +22,26 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dfdetect.conventions import VERSION as __version__
-from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from dfdetect.data.images import DEFAULT_MAX_PIXELS, VIDEO_EXTENSIONS, load_rgb
 from dfdetect.errors import ImageLoadError, ImageTooLargeError, UnsupportedImageError
 from dfdetect.runtime import BasePredictor
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_FILES = 16
+
+
+def is_video_upload(upload: UploadFile) -> bool:
+    """A video by its declared type or its file name's extension."""
+    name = (upload.filename or "").lower()
+    return (upload.content_type or "").startswith("video/") or Path(name).suffix in VIDEO_EXTENSIONS
+
+
+class FrameResult(BaseModel):
+    frame: int
+    seconds: float
+    p_fake: float | None
 
 
 class PredictionResult(BaseModel):
@@ -34,6 +49,10 @@ class PredictionResult(BaseModel):
     label: str
     p_fake: float
     p_real: float
+    kind: str = "image"
+    frames_read: int | None = None
+    faces_found: int | None = None
+    frames: list[FrameResult] | None = None
 
 
 class PredictResponse(BaseModel):
@@ -117,21 +136,29 @@ def create_app(
     predictor: BasePredictor,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_files: int = DEFAULT_MAX_FILES,
+    max_video_bytes: int = 0,
+    video_frames: int = 32,
+    video_seconds: float = 30.0,
 ) -> FastAPI:
-    """The HTTP app; the predictor is loaded once by the caller and shared by every request."""
+    """The HTTP app; the predictor is loaded once by the caller and shared by every request.
+
+    Videos (mp4, mov, avi, webm, mkv) are accepted when `max_video_bytes` > 0: `video_frames` frames, and at most
+    `video_seconds` of decoding, so that one upload cannot hold the server."""
     app = FastAPI(
         title="dfdetect",
         version=__version__,
         description="Deepfake face detector. Labels: 0 = Fake, 1 = Real; p_real = P(Real).",
     )
-    app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=max(max_upload_bytes, max_video_bytes))
     can_explain = predictor.supports_explain
     errors: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorResponse, "description": text}
         for code, text in (
-            (400, "corrupt image or wrong number of files"),
-            (413, "upload or image too large"),
+            (400, "corrupt image or video, or wrong number of files"),
+            (413, "upload, image or video too large, or too many files"),
             (415, "not a supported image"),
+            (422, "a video in which no face was found"),
         )
     }
 
@@ -158,26 +185,78 @@ def create_app(
             "explain": can_explain,
             "max_upload_bytes": max_upload_bytes,
             "max_pixels": max_pixels,
+            "max_files": max_files,
+            "max_video_bytes": max_video_bytes,
         }
 
     @app.post("/v1/predict", response_model=PredictResponse, responses=errors)
-    def predict(files: Annotated[list[UploadFile], File(description="one or more images")]) -> PredictResponse:
-        images = [decode(upload, upload.file.read()) for upload in files]
-        scores = predictor.predict_images(images)
-        results = [
-            PredictionResult(
-                filename=upload.filename or "upload",
-                label=predictor.label_of(float(p)),
-                p_fake=float(1 - p),
-                p_real=float(p),
-            )
-            for upload, p in zip(files, scores, strict=True)
-        ]
+    def predict(
+        files: Annotated[list[UploadFile], File(description="one or more images, or videos")],
+    ) -> PredictResponse:
+        if len(files) > max_files:
+            raise ImageRejected(413, "too many files", f"at most {max_files} files per request, got {len(files)}")
+        uploads = [(upload, upload.file.read()) for upload in files]
+        videos = {index for index, (upload, _) in enumerate(uploads) if is_video_upload(upload)}
+        if videos and not max_video_bytes:
+            raise ImageRejected(415, "videos not accepted", "this server scores images only (--max-video-mb 0)")
+        for index, (upload, data) in enumerate(uploads):
+            video = index in videos
+            limit = max_video_bytes if video else max_upload_bytes
+            if len(data) > limit:
+                kind = "video too large" if video else "request too large"
+                detail = (
+                    f"{upload.filename}: {len(data):,} bytes; the {'video' if video else 'upload'} limit is {limit:,}"
+                )
+                raise ImageRejected(413, kind, detail)
+        images = [(index, decode(upload, data)) for index, (upload, data) in enumerate(uploads) if index not in videos]
+        results: dict[int, PredictionResult] = {}
+        if images:
+            scores = predictor.predict_images([image for _, image in images])
+            for (index, _), p in zip(images, scores, strict=True):
+                results[index] = PredictionResult(
+                    filename=uploads[index][0].filename or "upload",
+                    label=predictor.label_of(float(p)),
+                    p_fake=float(1 - p),
+                    p_real=float(p),
+                )
+        for index in sorted(videos):
+            results[index] = score_video(*uploads[index])
+        ordered = [results[index] for index in range(len(uploads))]
         return PredictResponse(
             model=predictor.model_label,
             threshold=predictor.threshold,
             calibrated=predictor.is_calibrated,
-            results=results,
+            results=ordered,
+        )
+
+    def score_video(upload: UploadFile, data: bytes) -> PredictionResult:
+        from dfdetect.video import predict_video
+
+        name = upload.filename or "upload"
+        suffix = Path(name).suffix.lower() if Path(name).suffix.lower() in VIDEO_EXTENSIONS else ".mp4"
+        with tempfile.TemporaryDirectory(prefix="dfdetect-upload-") as folder:
+            path = Path(folder) / f"video{suffix}"
+            path.write_bytes(data)
+            video = predict_video(
+                path,
+                predictor.predict_images,
+                predictor.label_of,
+                frames=video_frames,
+                max_seconds=video_seconds,
+                name=name,
+            )
+        if video.p_fake is None:
+            status, kind = (422, "no face found") if video.frames_read else (400, "corrupt video")
+            raise ImageRejected(status, kind, video.error or name)
+        return PredictionResult(
+            filename=name,
+            label=video.label or "",
+            p_fake=video.p_fake,
+            p_real=1 - video.p_fake,
+            kind="video",
+            frames_read=video.frames_read,
+            faces_found=video.faces_found,
+            frames=[FrameResult(frame=f.frame, seconds=f.seconds, p_fake=f.p_fake) for f in video.frames],
         )
 
     if can_explain:
