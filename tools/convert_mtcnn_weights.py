@@ -47,7 +47,10 @@ def main() -> None:
                 data = archive.read(f"facenet_pytorch/data/{network}.pt")
                 state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
                 tensors.update({f"{network}.{key}": value.contiguous() for key, value in state.items()})
-    metadata = {"source": f"{wheel.name} (facenet_pytorch/data/*.pt)", "license": "MIT, Copyright (c) 2019 Timothy Esler"}
+    metadata = {
+        "source": f"{wheel.name} (facenet_pytorch/data/*.pt)",
+        "license": "MIT, Copyright (c) 2019 Timothy Esler",
+    }
     save_file(tensors, str(args.out), metadata=metadata)
     print(f"wrote {len(tensors)} tensors to {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
 

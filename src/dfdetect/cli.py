@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import sys
@@ -397,7 +396,8 @@ def format_predictions(rows: list[dict[str, Any]], fmt: str) -> str:
     from dfdetect.runtime import Prediction
 
     fieldnames = [field.name for field in dataclasses.fields(Prediction)]
-    fieldnames += [key for key in ("frames_read", "faces_found", "aggregate") if any(key in row for row in rows)]
+    extra = ("frames_read", "faces_found", "aggregate", "face", "box")
+    fieldnames += [key for key in extra if any(key in row for row in rows)]
     if fmt == "json":
         return json.dumps(rows, indent=2) + "\n"
     if fmt == "jsonl":
@@ -419,6 +419,8 @@ def format_predictions(rows: list[dict[str, Any]], fmt: str) -> str:
         line = f"{row['path']:<{width}}  {row['label']:<5}  {row['p_fake']:>6.3f}  {row['p_real']:>6.3f}"
         if "frames_read" in row:
             line += f"  ({row['faces_found']} of {row['frames_read']} frames with a face, {row['aggregate']})"
+        elif "faces_found" in row:
+            line += f"  ({row['faces_found']} face(s); face #{row['face']} decides)"
         lines.append(line)
     return "\n".join(lines) + "\n"
 
@@ -441,6 +443,21 @@ def video_rows(predictor: Any, videos: list[Path], args: argparse.Namespace) -> 
         result.model = predictor.model_label
         results.append(result)
     return results
+
+
+def write_per_face(photos: list[Any], path: Path) -> None:
+    """CSV: one row per face scored: photo, face index (largest first), box, p_fake."""
+    import csv
+
+    from dfdetect.photos import box_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "face", "box", "p_fake"])
+        for photo in photos:
+            for face in photo.faces:
+                writer.writerow([photo.row["path"], face.face, box_text(face.box), f"{face.p_fake:.6f}"])
 
 
 def write_per_frame(videos: list[Any], path: Path) -> None:
@@ -466,18 +483,21 @@ def command_predict(args: argparse.Namespace) -> int:
     if not paths:
         print("error: no images found in the given paths", file=sys.stderr)
         return 2
-    prepare = None
-    if args.crop_face:
-        from dfdetect.faces import crop_largest_face
-
-        prepare = functools.partial(crop_largest_face, margin=args.face_margin, detector=args.face_detector)
+    from dfdetect.photos import predict_photo
     from dfdetect.video import is_video
 
     videos = [path for path in paths if is_video(path)]
     images = [path for path in paths if not is_video(path)]
-    predictions = predictor.predict_paths(images, batch_size=args.batch_size, prepare=prepare) if images else []
+    photos = [
+        predict_photo(predictor, path, args.face_detector, args.face_margin, args.min_face)
+        for path in (images if args.crop_face else [])
+    ]
+    predictions = predictor.predict_paths(images, batch_size=args.batch_size) if images and not photos else []
     scored_videos = video_rows(predictor, videos, args)
     by_path: dict[str, dict[str, Any]] = {p.path: p.to_dict() for p in predictions}
+    by_path.update({photo.row["path"]: photo.row for photo in photos})
+    if args.per_face is not None:
+        write_per_face(photos, args.per_face)
     for video in scored_videos:
         p_real = None if video.p_fake is None else 1 - video.p_fake
         by_path[video.path] = {**video.to_dict(), "p_real": p_real, "calibrated": predictor.is_calibrated}
@@ -498,7 +518,12 @@ def command_predict(args: argparse.Namespace) -> int:
         from dfdetect.runtime.torch_backend import TorchPredictor
 
         assert isinstance(predictor, TorchPredictor)  # supports_explain: a PyTorch model is loaded
-        write_explanations(predictor, predictions, args.explain, prepare)
+        if photos:
+            from dfdetect.explain import write_face_explanations
+
+            write_face_explanations(predictor, photos, args.explain, args.face_margin)
+        else:
+            write_explanations(predictor, predictions, args.explain)
         print(f"Grad-CAM heatmaps: {args.explain}", file=sys.stderr)
     failed = sum(1 for row in rows if row["error"])
     if failed:
@@ -618,7 +643,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", type=Path, help="write the results to a file")
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--explain", type=Path, metavar="DIR", help="write Grad-CAM overlays to DIR")
-    predict.add_argument("--crop-face", action="store_true", help="score the largest face found in each image")
+    predict.add_argument(
+        "--crop-face", action="store_true", help="score every face found in each image; the most fake one decides"
+    )
+    predict.add_argument("--min-face", type=int, default=32, help="--crop-face: smallest face scored, in pixels")
+    predict.add_argument("--per-face", type=Path, metavar="FILE", help="--crop-face: every face's box and score (CSV)")
     predict.add_argument("--frames", type=int, default=32, help="videos: frames read, evenly spaced")
     predict.add_argument(
         "--aggregate",

@@ -14,6 +14,8 @@ from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
 
 from dfdetect.data.images import load_rgb
+from dfdetect.faces import DEFAULT_MARGIN, crop_box, crop_face
+from dfdetect.photos import PhotoPrediction, draw_faces, face_as_detected
 from dfdetect.runtime import Prediction
 from dfdetect.runtime.torch_backend import TorchPredictor
 
@@ -63,5 +65,28 @@ def write_explanations(
         heatmaps, _ = gradcam_heatmaps(predictor, [image])
         target = folder / f"{Path(prediction.path).stem}.gradcam.png"
         overlay(image, heatmaps[0]).save(target)
+        written.append(target)
+    return written
+
+
+def write_face_explanations(
+    predictor: TorchPredictor, photos: Sequence[PhotoPrediction], folder: Path, margin: float = DEFAULT_MARGIN
+) -> list[Path]:
+    """Per photo, `<stem>.gradcam.png`: each face's Grad-CAM blended into its crop, and its box, verdict and
+    p_fake drawn on the photo."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for photo in photos:
+        if photo.row["error"]:
+            continue
+        image = load_rgb(Path(photo.row["path"]))
+        canvas = image.copy()
+        for face in photo.faces:
+            crop = crop_face(image, face_as_detected(face), margin)
+            heatmaps, _ = gradcam_heatmaps(predictor, [crop])
+            left, top, _, _ = crop_box(image, face_as_detected(face), margin)
+            canvas.paste(overlay(crop, heatmaps[0]), (left, top))
+        target = folder / f"{Path(photo.row['path']).stem}.gradcam.png"
+        draw_faces(canvas, photo.faces, 1 - predictor.threshold).save(target)
         written.append(target)
     return written

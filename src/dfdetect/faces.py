@@ -78,18 +78,22 @@ def detect_faces(image: Image.Image, detector: str = DEFAULT_DETECTOR, min_size:
     return sorted((face for face in faces if face.size >= min_size), key=lambda face: -face.size)
 
 
-def crop_face(image: Image.Image, face: Face, margin: float = DEFAULT_MARGIN) -> Image.Image:
+def crop_box(image: Image.Image, face: Face, margin: float = DEFAULT_MARGIN) -> tuple[int, int, int, int]:
     """The face's box enlarged by `margin` of its size on each side, squared, clipped at the border."""
     left, top, right, bottom = face.box
     side = face.size * (1 + 2 * margin)
     centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
-    box = (
+    return (
         int(max(0, centre_x - side / 2)),
         int(max(0, centre_y - side / 2)),
         int(min(image.width, centre_x + side / 2)),
         int(min(image.height, centre_y + side / 2)),
     )
-    return image.crop(box)
+
+
+def crop_face(image: Image.Image, face: Face, margin: float = DEFAULT_MARGIN) -> Image.Image:
+    """The image inside crop_box."""
+    return image.crop(crop_box(image, face, margin))
 
 
 def crop_largest_face(

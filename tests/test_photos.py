@@ -1,0 +1,78 @@
+"""Photos with several faces: each face is found and scored, the most fake one decides."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dfdetect.cli import main
+from dfdetect.photos import draw_faces, predict_photo
+from dfdetect.preprocessing import Preprocessing
+from dfdetect.runtime.base import BasePredictor
+from tests.conftest import FACE_BOX
+
+skimage_data = pytest.importorskip("skimage.data")
+
+
+class BrightnessPredictor(BasePredictor):
+    """P(Real) = mean brightness of the crop: a stand-in model whose verdicts the test can predict."""
+
+    def __init__(self) -> None:
+        self.metadata = {"model": "brightness"}
+        self.preprocessing = Preprocessing(input_size=64)
+
+    def score_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return np.array([np.asarray(image, dtype=float).mean() / 255 for image in images])
+
+
+def two_face_photo(path: Path) -> Path:
+    """A 640 x 400 photo: a large bright face on the left, a smaller darkened face on the right."""
+    scene = Image.new("RGB", (640, 400), (120, 120, 120))
+    face = Image.fromarray(skimage_data.astronaut()).crop(FACE_BOX)
+    scene.paste(face.resize((220, 220)), (30, 90))
+    dark = Image.eval(face.resize((140, 140)), lambda value: int(value * 0.45))
+    scene.paste(dark, (420, 130))
+    scene.save(path)
+    return path
+
+
+def test_every_face_is_scored_and_the_most_fake_decides(tmp_path: Path) -> None:
+    photo = predict_photo(BrightnessPredictor(), two_face_photo(tmp_path / "two.png"))
+    assert photo.row["error"] is None and photo.row["faces_found"] == 2 and len(photo.faces) == 2
+    large, small = photo.faces  # largest first
+    assert large.box[0] < 320 < small.box[0]  # left face, then right face
+    assert small.p_fake > large.p_fake  # the darkened face looks faker to this stand-in model
+    assert photo.row["face"] == 1 and photo.row["p_fake"] == pytest.approx(small.p_fake)
+    drawn = draw_faces(Image.open(tmp_path / "two.png"), photo.faces, 0.5)
+    colours = {tuple(pixel) for pixel in np.asarray(drawn).reshape(-1, 3)}
+    assert drawn.size == (640, 400) and (220, 40, 40) in colours  # the most fake face's box, in red
+
+
+def test_photos_without_faces_or_unreadable_are_error_rows(tmp_path: Path) -> None:
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 200), "grey").save(blank)
+    assert "no face found" in predict_photo(BrightnessPredictor(), blank).row["error"]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    assert "broken.jpg" in predict_photo(BrightnessPredictor(), broken).row["error"]
+    assert predict_photo(BrightnessPredictor(), tmp_path / "gone.jpg").row["error"].endswith("no such file")
+
+
+def test_predict_crop_face_writes_per_face_rows_and_boxes(trained_run: Path, tmp_path: Path, capsys) -> None:
+    photo = two_face_photo(tmp_path / "two.png")
+    per_face, heatmaps = tmp_path / "faces.csv", tmp_path / "explain"
+    flags = ["--crop-face", "--per-face", str(per_face), "--explain", str(heatmaps), "--format", "json"]
+    assert main(["predict", "--model", str(trained_run), "--runtime", "torch", str(photo), *flags]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["faces_found"] == 2 and row["box"] and row["face"] in (0, 1)
+    with per_face.open() as handle:
+        faces = list(csv.DictReader(handle))
+    assert [face["face"] for face in faces] == ["0", "1"]
+    assert max(float(face["p_fake"]) for face in faces) == pytest.approx(row["p_fake"], abs=1e-6)
+    assert (heatmaps / "two.gradcam.png").is_file()
