@@ -61,6 +61,12 @@ def add_train_options(parser: argparse.ArgumentParser, train: bool = False) -> N
             continue
         flag = "--" + field.name.replace("_", "-")
         kind = hints[field.name]
+        if kind is bool and field.default is True:
+            negative = "--no-" + field.name.replace("_", "-")
+            parser.add_argument(
+                negative, dest=field.name, action="store_const", const=False, help=field.metadata["help"]
+            )
+            continue
         if kind is bool:
             parser.add_argument(flag, action="store_const", const=True, help=field.metadata.get("help"))
             continue

@@ -81,6 +81,11 @@ class TrainConfig:
         MONITORS,
     )
     label_smoothing: float = setting(0.0, "binary targets become 1 - s/2 and s/2 (0: plain BCE, the study)")
+    pseudo_fakes: str = setting(
+        "", "fakes made from real training faces on the fly: sbi (self-blending), upsample (generator traces)"
+    )
+    pseudo_fake_p: float = setting(0.5, "share of real training faces turned into a pseudo-fake each epoch")
+    real_fakes: bool = setting(True, "train on the dataset's own fakes (--no-real-fakes: pseudo-fakes alone)")
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -106,6 +111,8 @@ class TrainConfig:
             (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
             (self.monitor in MONITORS, f"monitor must be one of {MONITORS}"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
+            (0 <= self.pseudo_fake_p <= 1, "pseudo_fake_p must be in [0, 1]"),
+            (self.real_fakes or bool(self.pseudo_fakes), "real_fakes: without the dataset's fakes, give pseudo_fakes"),
             (
                 self.device in DEVICES or self.device.startswith("cuda:"),
                 f"device must be one of {DEVICES} or cuda:N",
@@ -113,8 +120,12 @@ class TrainConfig:
         ]
         for ok, message in checks:
             if not ok:
-                name = message.split()[0]
+                name = message.split()[0].rstrip(":")
                 raise ConfigError(f"{message}; got {name} = {getattr(self, name)!r}")
+        if self.pseudo_fakes:  # unknown names are an error here, not at the first epoch
+            from dfdetect.data.pseudo_fakes import parse_makers
+
+            parse_makers(self.pseudo_fakes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (paths as strings), ready for YAML or JSON."""

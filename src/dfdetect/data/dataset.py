@@ -6,13 +6,16 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dfdetect.conventions import epoch_seed, sample_seed
 from dfdetect.data.discovery import Sample
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from dfdetect.data.pseudo_fakes import make_pseudo_fake
 
 logger = logging.getLogger(__name__)
 
@@ -20,10 +23,18 @@ logger = logging.getLogger(__name__)
 class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Images from a list of samples as (normalised tensor, float label) pairs."""
 
-    def __init__(self, samples: Sequence[Sample], transform: Callable, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        transform: Callable,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        pseudo_fakes: Sequence[str] = (),
+        pseudo_fake_p: float = 0.5,
+    ) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.max_pixels = max_pixels
+        self.pseudo_fakes, self.pseudo_fake_p = list(pseudo_fakes), pseudo_fake_p
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -34,10 +45,16 @@ class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         image = load_rgb(sample.path, max_pixels=self.max_pixels)
         if seed is None:
             return self.transform(image), torch.tensor(float(sample.label))
+        label = sample.label
+        if self.pseudo_fakes and label == 1:
+            generator = np.random.default_rng(seed)  # the same pseudo-fake in any worker, after a resume
+            if generator.random() < self.pseudo_fake_p:
+                image = Image.fromarray(make_pseudo_fake(np.asarray(image), self.pseudo_fakes, generator))
+                label = 0
         # Augmentation drawn from a per-sample seed: the same in any worker, after a resume, on any rank.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return self.transform(image), torch.tensor(float(sample.label))
+            return self.transform(image), torch.tensor(float(label))
 
     @property
     def labels(self) -> list[int]:

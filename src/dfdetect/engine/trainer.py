@@ -31,6 +31,7 @@ from dfdetect.conventions import DEFAULT_THRESHOLD, epoch_seed
 from dfdetect.data.dataset import EpochSampler, FaceDataset, make_loader, stratified_fraction
 from dfdetect.data.discovery import BadFile, Sample, class_counts, load_split, write_bad_files
 from dfdetect.data.gpu_pipeline import BatchAugment, CachedBatches, DecodedImages, cache_bytes
+from dfdetect.data.pseudo_fakes import parse_makers
 from dfdetect.data.transforms import Preprocessing, build_eval_transform, build_train_transform
 from dfdetect.engine.checkpoint import atomic_write, build_metadata, load_checkpoint, save_checkpoint
 from dfdetect.engine.device import default_workers, place_model, resolve_device, use_bf16
@@ -126,6 +127,8 @@ def prepare_data(config: TrainConfig) -> DataBundle:
     train_all, bad_train = load_split(config.data, "Train", config.strict_data, config.max_image_pixels)
     validation, bad_validation = load_split(config.data, "Validation", config.strict_data, config.max_image_pixels)
     train = stratified_fraction(train_all, config.fraction, config.seed)
+    if not config.real_fakes:  # pseudo-fakes alone: the dataset's fakes stay out of training (not of validation)
+        train = [sample for sample in train if sample.label == 1]
     return DataBundle(train, validation, bad_train + bad_validation, len(train_all))
 
 
@@ -180,7 +183,8 @@ def build_loader(
         augment = BatchAugment(config.augment if train else None, preprocessing)
         return CachedBatches(cache, sampler, per_rank_batch, device, augment)  # type: ignore[return-value]
     transform = build_train_transform(preprocessing, config.augment) if train else build_eval_transform(preprocessing)
-    dataset = FaceDataset(samples, transform, config.max_image_pixels)
+    makers = parse_makers(config.pseudo_fakes) if train else []
+    dataset = FaceDataset(samples, transform, config.max_image_pixels, makers, config.pseudo_fake_p)
     workers = default_workers(config.workers)
     logger.info("input (%s): PIL decoding in %d DataLoader worker(s)", split, workers)
     return make_loader(
@@ -196,6 +200,8 @@ def build_loader(
 
 def input_pipeline(config: TrainConfig, device: torch.device, count: int, size: int) -> str:
     """Which input path a run uses (see TrainConfig.input_pipeline)."""
+    if config.pseudo_fakes:
+        return "workers"  # pseudo-fakes are made from decoded PIL images, in the DataLoader workers
     if config.input_pipeline != "auto":
         return config.input_pipeline
     needed = cache_bytes(count, size)

@@ -1,0 +1,106 @@
+"""Pseudo-fakes: fake-labelled images made from real face crops on the fly, so a detector learns the traces every
+forgery leaves rather than one generator's look (`dfdetect train --pseudo-fakes sbi,upsample`).
+
+- `sbi`, self-blending (after Shiohara & Yamasaki, CVPR 2022): the face is blended with a copy of itself whose
+  colour, sharpness and geometry were jittered, through a soft face-shaped mask (an ellipse over the face's
+  central region, randomly deformed and blurred), at a random blend ratio; the result carries a blending
+  boundary and a statistical mismatch inside it, as a face swap does.
+- `upsample`, generator traces (after Zhang, Karaman & Chang 2019, AutoGAN): the face is downsampled by 2 and
+  brought back by a transposed-convolution upsampler whose kernel phases sum unequally, which leaves the
+  periodic (checkerboard) spectrum peaks that whole-face generators leave.
+
+Every maker takes an RGB uint8 (H, W, 3) array and a numpy Generator and returns an array of the same shape and
+dtype: given the same generator state, the same output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from dfdetect.data.synthetic import transposed_conv_upsample
+from dfdetect.errors import ConfigError
+
+Maker = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def face_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A soft face-shaped mask in [0, 1]: an ellipse over the crop's central face region (the DFDC crops put the
+    face in the middle with a margin), jittered in size, place and angle, warped, then blurred."""
+    height, width = shape
+    mask = np.zeros((height, width), dtype=np.float32)
+    centre = (int(width * rng.uniform(0.45, 0.55)), int(height * rng.uniform(0.48, 0.58)))
+    axes = (int(width * rng.uniform(0.24, 0.33)), int(height * rng.uniform(0.3, 0.4)))
+    cv2.ellipse(mask, centre, axes, float(rng.uniform(-12, 12)), 0, 360, 1.0, thickness=-1)
+    # An elastic-like warp: a smooth random displacement field deforms the ellipse's outline.
+    grid = max(2, min(height, width) // 32)
+    shift = rng.normal(0, 0.03 * min(height, width), (2, grid, grid)).astype(np.float32)
+    flow_x = cv2.resize(shift[0], (width, height), interpolation=cv2.INTER_CUBIC)
+    flow_y = cv2.resize(shift[1], (width, height), interpolation=cv2.INTER_CUBIC)
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    warped = cv2.remap(mask, xs + flow_x, ys + flow_y, interpolation=cv2.INTER_LINEAR)
+    kernel = 2 * int(rng.integers(2, max(3, min(height, width) // 12))) + 1
+    return np.asarray(cv2.GaussianBlur(warped, (kernel, kernel), 0), dtype=np.float32)
+
+
+def jitter_source(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The blended-in copy: colour (hue, saturation, brightness, contrast), sharpness and a small shift/scale."""
+    height, width = image.shape[:2]
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-6, 6)) % 180
+    hsv[..., 1] *= rng.uniform(0.85, 1.15)
+    out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
+    out = (out - out.mean()) * rng.uniform(0.9, 1.1) + out.mean() + rng.uniform(-12, 12)
+    if rng.random() < 0.5:  # a different sharpness (frequency content) inside the blend
+        out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.6, 1.4)))
+    else:
+        blurred = cv2.GaussianBlur(out, (0, 0), 1.0)
+        out = out + rng.uniform(0.3, 0.8) * (out - blurred)
+    scale = rng.uniform(0.96, 1.04)
+    shift = rng.uniform(-0.03, 0.03, 2) * (width, height)
+    matrix = np.array([[scale, 0, (1 - scale) * width / 2 + shift[0]], [0, scale, (1 - scale) * height / 2 + shift[1]]])
+    moved = cv2.warpAffine(
+        np.clip(out, 0, 255), matrix.astype(np.float32), (width, height), borderMode=cv2.BORDER_REFLECT
+    )
+    return np.clip(moved, 0, 255)
+
+
+def self_blend(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A self-blended image: the jittered copy blended in through a face mask at a random ratio."""
+    return blend(image, rng)[0]
+
+
+def blend(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """self_blend's image and the mask it used (blend ratio included)."""
+    mask = face_mask(image.shape[:2], rng) * rng.choice([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+    source = jitter_source(image, rng)
+    blended = mask[..., None] * source + (1 - mask[..., None]) * image.astype(np.float32)
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8), mask
+
+
+def upsample_trace(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The face passed through a 2x transposed-convolution upsampler after a 2x downsampling."""
+    height, width = image.shape[:2]
+    small = cv2.resize(image, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_AREA)
+    upsampled = transposed_conv_upsample(small.astype(np.float64) / 255.0, rng)
+    upsampled = cv2.resize(upsampled, (width, height), interpolation=cv2.INTER_NEAREST)  # odd sizes
+    return np.clip(upsampled * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+MAKERS: dict[str, Maker] = {"sbi": self_blend, "upsample": upsample_trace}
+
+
+def parse_makers(names: str) -> list[str]:
+    """`sbi,upsample` -> ['sbi', 'upsample']; '' -> []; unknown names are an error that lists the known ones."""
+    chosen = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in MAKERS]
+    if unknown:
+        raise ConfigError(f"unknown pseudo-fake(s) {', '.join(unknown)}; known: {', '.join(MAKERS)}")
+    return chosen
+
+
+def make_pseudo_fake(image: np.ndarray, makers: Sequence[str], rng: np.random.Generator) -> np.ndarray:
+    """One of `makers`, drawn with `rng`, applied to a real face."""
+    return MAKERS[makers[int(rng.integers(len(makers)))]](image, rng)
