@@ -86,3 +86,23 @@ def test_most_confidently_wrong_orders_by_confidence(experiment) -> None:
     outcome.scores[:] = 0.1
     outcome.scores[[3, 5, 7]] = [0.6, 0.9, 0.7]
     assert most_confidently_wrong(outcome) == [5, 7, 3]
+
+
+def test_arms_of_one_model_with_pseudo_fakes_and_a_cross_source_table(tiny_dataset: Path, tmp_path: Path) -> None:
+    arm_config = tmp_path / "sbi.yaml"
+    arm_config.write_text("pseudo_fakes: sbi,upsample\npseudo_fake_p: 0.5\n")
+    flags = ["--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "0"]
+    arms = "plain=own_cnn,pseudo=own_cnn"
+    held_out = ["--eval", f"other={tiny_dataset / 'Test'}"]
+    out = tmp_path / "experiment"
+    code = main(
+        ["experiment", "--data", str(tiny_dataset), "--models", arms, "--model-config", f"pseudo={arm_config}",
+         *held_out, *flags, "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    text = (out / "report.md").read_text()
+    assert "## Cross-source generalisation" in text and "| model | data Test | other |" in text
+    assert "figures/pseudo_fakes.png" in text and (out / "figures" / "pseudo_fakes.png").is_file()
+    assert "pseudo_fakes: sbi,upsample" in (out / "pseudo" / "config.yaml").read_text()
+    assert "pseudo_fakes: ''" in (out / "plain" / "config.yaml").read_text()
+    assert (out / "plain" / "eval-other" / "metrics.json").is_file()

@@ -349,7 +349,16 @@ def command_experiment(args: argparse.Namespace) -> int:
     command = "dfdetect " + " ".join(sys.argv[1:]) if sys.argv[1:] else "dfdetect experiment"
     tracker = create_tracker(args.track, args.out, args.tracking_uri)
     outcomes, report = run_experiment(
-        args.data, models, args.out, overrides, config_files, command, tqdm_progress, read_recipe(args.recipe), tracker
+        args.data,
+        models,
+        args.out,
+        overrides,
+        config_files,
+        command,
+        tqdm_progress,
+        read_recipe(args.recipe),
+        tracker,
+        named_paths(args.eval, "eval"),
     )
     rows = {o.model: {**o.metrics, "epochs": o.epochs, "minutes": o.minutes} for o in outcomes}
     print(table2(rows, extra_columns=("epochs", "minutes")))
@@ -616,7 +625,9 @@ def build_parser() -> argparse.ArgumentParser:
     experiment = commands.add_parser("experiment", help="train, test and compare several models; write a report")
     add_train_options(experiment)
     experiment.add_argument(
-        "--models", default="own_cnn,densenet121,efficientnet_lite0", help="comma-separated model names"
+        "--models",
+        default="own_cnn,densenet121,efficientnet_lite0",
+        help="comma-separated model names, or LABEL=MODEL arms (e.g. dfdc=efficientnet_lite0,sbi=efficientnet_lite0)",
     )
     experiment.add_argument(
         "--model-config",
@@ -624,7 +635,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_model_config,
         default=[],
         metavar="MODEL=FILE",
-        help="a config file for one model (repeatable)",
+        help="a config file for one arm (its model name or LABEL), repeatable",
+    )
+    experiment.add_argument(
+        "--eval",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="a held-out evaluation set (Real/Fake folders; never trained on), repeatable: a cross-source table",
     )
     experiment.add_argument("--out", type=Path, required=True, help="experiment folder (rerun to continue)")
 

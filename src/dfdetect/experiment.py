@@ -11,7 +11,8 @@ import functools
 import json
 import logging
 import platform
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,14 @@ from dfdetect.conventions import CLASS_NAMES
 from dfdetect.conventions import VERSION as __version__
 from dfdetect.data.discovery import list_samples, split_folder
 from dfdetect.data.images import load_rgb
+from dfdetect.data.pseudo_fakes import make_pseudo_fake, parse_makers
 from dfdetect.engine.loops import Progress, no_progress
 from dfdetect.engine.trainer import fit
 from dfdetect.evaluation import calibrate_checkpoint, score_split, write_evaluation
 from dfdetect.models import weights_present
 from dfdetect.reporting.plots import plot_image_grid, plot_roc_curves, save_figure
 from dfdetect.reporting.report import Report
-from dfdetect.reporting.tables import LABEL_NOTE, calibrated_table, table2
+from dfdetect.reporting.tables import LABEL_NOTE, calibrated_table, cross_table, table2
 from dfdetect.run_folder import RunFolder
 from dfdetect.runtime.torch_backend import TorchPredictor
 from dfdetect.tracking import Tracker
@@ -57,21 +59,30 @@ class ModelOutcome:
     scores: np.ndarray
     calibrated_metrics: dict[str, Any] | None = None
     """Test metrics after temperature scaling and the EER threshold, both fitted on Validation."""
+    held_out: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Metrics on each held-out evaluation set (--eval NAME=DIR), by name."""
+
+
+def split_entry(entry: str) -> tuple[str, str]:
+    """`LABEL=MODEL` (one arm of the comparison, e.g. `sbi=efficientnet_lite0`) or `MODEL` (labelled by itself)."""
+    label, _, model = entry.partition("=")
+    return (label.strip(), model.strip()) if model else (entry.strip(), entry.strip())
 
 
 def experiment_config(
-    model: str,
+    entry: str,
     data: Path,
     out: Path,
     overrides: dict[str, Any],
     config_file: Path | None,
     recipe: dict[str, Any] | None = None,
 ) -> TrainConfig:
-    """The study's recipe (or a shipped `recipe`) < the model's config file < command-line overrides; pretrained
-    where weights exist."""
-    base = {"model": model, "data": data, "out": out / model, "pretrained": weights_present(model)}
+    """The study's recipe (or a shipped `recipe`) < the arm's config file < command-line overrides; pretrained
+    where weights exist. `entry` is a model name, or LABEL=MODEL for several arms with one model."""
+    label, model = split_entry(entry)
+    base = {"model": model, "data": data, "out": out / label, "pretrained": weights_present(model)}
     from_file = read_yaml(config_file) if config_file else {}
-    return build_config(base, recipe or {}, from_file, {**overrides, "model": model, "out": out / model, "data": data})
+    return build_config(base, recipe or {}, from_file, {**overrides, "model": model, "out": out / label, "data": data})
 
 
 def read_per_image(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -81,8 +92,13 @@ def read_per_image(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     return [row["path"] for row in rows], labels, np.array([float(row["p_real"]) for row in rows])
 
 
-def run_model(config: TrainConfig, progress: Progress = no_progress, tracker: Tracker | None = None) -> ModelOutcome:
-    """Train (or resume, or skip if finished) one model and evaluate it on Test."""
+def run_model(
+    config: TrainConfig,
+    progress: Progress = no_progress,
+    tracker: Tracker | None = None,
+    held_out: Mapping[str, Path] | None = None,
+) -> ModelOutcome:
+    """Train (or resume, or skip if finished) one model, evaluate it on Test and on each `held_out` set."""
     tracker = tracker or Tracker()
     assert config.out is not None and config.data is not None
     run = RunFolder(config.out)
@@ -126,9 +142,20 @@ def run_model(config: TrainConfig, progress: Progress = no_progress, tracker: Tr
         tracker.log_metrics({f"test_{key}": value for key, value in evaluation.metrics.items()})
         tracker.log_artifacts([run.experiment_test / name for name in ("confusion_matrix.png", "roc_curve.png")])
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    missing = {name: folder for name, folder in (held_out or {}).items() if name not in summary.get("held_out", {})}
+    if missing:  # also for a run finished before these sets were asked for
+        predictor = TorchPredictor.from_checkpoint(run.root, device=config.device, threshold=0.5)
+        for name, folder in missing.items():
+            evaluation = score_split(
+                predictor, folder, "Test", workers=config.workers, bootstrap=BOOTSTRAP_RESAMPLES, seed=config.seed
+            )
+            write_evaluation(evaluation, run.evaluation(name) / "metrics.json", title=f"{run.root.name}, {name}")
+            summary.setdefault("held_out", {})[name] = evaluation.metrics
+            tracker.log_metrics({f"{name}_{key}": value for key, value in evaluation.metrics.items()})
+        summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     paths, labels, scores = read_per_image(run.experiment_test / "per_image.csv")
     return ModelOutcome(
-        config.model,
+        run.root.name,
         summary["metrics"],
         summary["epochs"],
         summary["minutes"],
@@ -138,6 +165,7 @@ def run_model(config: TrainConfig, progress: Progress = no_progress, tracker: Tr
         labels,
         scores,
         summary.get("calibrated_metrics"),
+        {name: summary["held_out"][name] for name in (held_out or {})},
     )
 
 
@@ -196,6 +224,15 @@ def build_report(
         "ROC curves of all models on the Test split",
     )
 
+    held_out = {o.model: {f"{data.name} Test": o.metrics, **o.held_out} for o in outcomes if o.held_out}
+    if held_out:
+        report.heading("Cross-source generalisation")
+        report.table(cross_table(held_out, "auc"))
+        report.paragraph(
+            "AUC with its 95% bootstrap interval on the dataset's own Test split and on each held-out set (`--eval`; "
+            "evaluation only, never trained on). Rows are the experiment's arms (training recipes)."
+        )
+
     report.heading("Example training images (Figures 5, 6)")
     train = list_samples(split_folder(data, "Train"))
     rng = np.random.default_rng(0)
@@ -205,6 +242,16 @@ def build_report(
         examples += [pool[index] for index in rng.permutation(len(pool))[:4]]
     grid = plot_image_grid([thumbnail(s.path) for s in examples], [CLASS_NAMES[s.label] for s in examples])
     report.figure(save_figure(grid, figures / "examples.png"), "Real (top) and Fake (bottom) training images")
+    makers = list(dict.fromkeys(name for c in configs.values() for name in parse_makers(c.pseudo_fakes)))
+    if makers:
+        reals = [thumbnail(sample.path) for sample in examples[:4]]
+        images = reals + [make_pseudo_fake(real, [maker], np.random.default_rng(i)) for maker in makers for i, real in
+                          enumerate(reals)]  # fmt: skip
+        captions = ["real"] * 4 + [f"pseudo-fake: {maker}" for maker in makers for _ in reals]
+        report.figure(
+            save_figure(plot_image_grid(images, captions), figures / "pseudo_fakes.png"),
+            "Real training faces (top) and the pseudo-fakes made from them (below)",
+        )
 
     for outcome in outcomes:
         report.heading(f"{outcome.model}")
@@ -237,19 +284,24 @@ def run_experiment(
     progress: Progress = no_progress,
     recipe: dict[str, Any] | None = None,
     tracker: Tracker | None = None,
+    held_out: Mapping[str, Path] | None = None,
 ) -> tuple[list[ModelOutcome], Path]:
-    """Train, test and report every model; returns the outcomes and the Markdown report's path.
+    """Train, test and report every arm (a model, or LABEL=MODEL); returns the outcomes and the report's path.
 
-    With a `tracker`, the experiment is one run and each model a child run of it."""
+    `held_out` sets (evaluation only) get a cross-source table. With a `tracker`, the experiment is one run and
+    each arm a child run of it."""
     tracker = tracker or Tracker()
     files = config_files or {}
-    configs = {m: experiment_config(m, data, out, overrides or {}, files.get(m), recipe) for m in models}
+    configs = {}
+    for entry in models:
+        label, _ = split_entry(entry)
+        configs[label] = experiment_config(entry, data, out, overrides or {}, files.get(label), recipe)
     outcomes = []
     with tracker.run(out.name, {"models": ",".join(models), "data": str(data), "command": command}):
-        for model in models:
-            logger.info("experiment: %s (pretrained: %s)", model, configs[model].pretrained)
-            with tracker.run(model, configs[model].to_dict()):
-                outcomes.append(run_model(configs[model], progress, tracker))
+        for label, config in configs.items():
+            logger.info("experiment: %s (%s, pretrained: %s)", label, config.model, config.pretrained)
+            with tracker.run(label, config.to_dict()):
+                outcomes.append(run_model(config, progress, tracker, held_out))
         markdown, html = build_report(outcomes, data, out, command, configs)
         tracker.log_artifacts([markdown, html])
     return outcomes, markdown
