@@ -210,7 +210,9 @@ def command_train(args: argparse.Namespace) -> int:
     with tracker.run(config.out.name, config.to_dict()):
         result = fit(config, data=data, resume=args.resume is not None, progress=tqdm_progress, tracker=tracker)
     print(
-        f"\nbest epoch {result.best_epoch} (val loss {result.best_val_loss:.4f}) of {result.epochs_run} "
+        f"\nbest epoch {result.best_epoch} by {config.monitor} (val loss {result.best_val_loss:.4f}, val AUC "
+        f"{next((r['val_auc'] for r in result.history if r['epoch'] == result.best_epoch), float('nan')):.4f}) "
+        f"of {result.epochs_run} "
         f"in {result.seconds / 60:.1f} min{'; stopped early' if result.stopped_early else ''}"
     )
     print(f"run folder: {result.run_dir}  (evaluate: dfdetect evaluate --model {result.run_dir} --data {config.data})")
