@@ -280,7 +280,7 @@ def write_report(results: dict[str, Any], out: Path, title: str) -> list[Path]:
             [level["level"] for level in entry["levels"]],
             {key: [level[key] for level in entry["levels"]] for key in ("auc", "accuracy", "mean_p_fake")},
             {key: clean[key] for key in ("auc", "accuracy", "mean_p_fake")},
-            f"{title}: {name} ({entry['parameter']})",
+            f"{title}\n{name} ({entry['parameter']})",
         )
         written.append(save_figure(figure, out / f"robustness-{name}.png"))
     table = markdown_table(["perturbation", "level", "parameter", "AUC", "accuracy", "AP", "mean p_fake"], rows)

@@ -81,7 +81,8 @@ def plot_robustness(
         reference = clean.get(name)
         if reference is not None:
             axes.axhline(reference, color=color, linestyle="--", linewidth=1, label=f"{name}, clean")
-    axes.set(xlabel="level (1 = mildest)", ylabel="value", ylim=(0, 1), title=title)
+    axes.set(xlabel="level (1 = mildest)", ylabel="value", ylim=(0, 1))
+    axes.set_title(title, fontsize="medium")
     axes.set_xticks(list(levels))
     axes.legend(fontsize="small", ncol=2)
     figure.tight_layout()
