@@ -3,12 +3,14 @@ known places in generated scenes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from dfdetect.errors import ConfigError
-from dfdetect.faces import Face, crop_face, crop_largest_face, detect_faces
+from dfdetect.faces import DEFAULT_MARGIN, Face, crop_face, crop_largest_face, detect_faces
 from dfdetect.mtcnn import MTCNN, weights_path
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -77,3 +79,21 @@ def test_crop_adds_the_margin_squares_and_clips() -> None:
 def test_weights_ship_as_safetensors() -> None:
     assert weights_path().suffix == ".safetensors" and weights_path().stat().st_size < 3 * 2**20
     assert (weights_path().parent / "LICENSE-facenet-pytorch.md").is_file()
+
+
+def test_a_margin_of_minus_one_half_or_less_is_refused() -> None:
+    with pytest.raises(ValueError, match="above -0.5"):
+        crop_face(Image.new("RGB", (100, 100)), Face((10, 10, 60, 60), 1.0), margin=-0.5)
+    assert crop_face(Image.new("RGB", (100, 100)), Face((10, 10, 60, 60), 1.0), margin=-0.15).size == (35, 35)
+
+
+def test_the_default_margin_matches_the_training_crops(real_data: Path) -> None:
+    """The DFDC crops the shipped detector learned from are tighter than MTCNN's box: the default crop must be too."""
+    ratios = []
+    for path in sorted((real_data / "Train" / "Real").glob("*.jpg"))[:30]:
+        image = Image.open(path).convert("RGB")
+        faces = detect_faces(image, "mtcnn")
+        if faces:
+            ratios.append(image.width / faces[0].size)
+    assert len(ratios) >= 25
+    assert abs(float(np.median(ratios)) - (1 + 2 * DEFAULT_MARGIN)) < 0.1

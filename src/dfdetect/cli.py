@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from dfdetect.data.images import DEFAULT_MAX_PIXELS
+from dfdetect.faces import DEFAULT_MARGIN
 from dfdetect.run_folder import RunFolder
 
 logger = logging.getLogger("dfdetect")
@@ -686,7 +687,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--face-detector", choices=("mtcnn", "haar"), default="mtcnn", help="MTCNN (default) or OpenCV's Haar cascade"
     )
     predict.add_argument(
-        "--face-margin", type=float, default=0.3, help="crop margin on each side, as a share of the face box"
+        "--face-margin",
+        type=float,
+        default=DEFAULT_MARGIN,
+        help=f"share of the face box added on each side (default {DEFAULT_MARGIN}: as tight as the DFDC crops)",
     )
 
     export = commands.add_parser("export", help="export a trained detector to ONNX")

@@ -1,8 +1,10 @@
 """Face finding and cropping for in-the-wild photos: MTCNN (default) or OpenCV's bundled Haar cascade.
 
-Crops match what the detectors were trained on (dfdetect's DFDC crops): the face box enlarged by a margin on
-each side (0.3 of the box by default), made square around the box's centre, clipped at the image's border;
-the model's own preprocessing then resizes it. bench/face_detectors.py measures both detectors.
+Crops match what the detectors were trained on (dfdetect's DFDC crops): the face box grown or shrunk by a margin
+on each side, made square around the box's centre, clipped at the image's border; the model's own preprocessing
+then resizes it. The DFDC crops are tight: a crop's side is 0.71 of the MTCNN box found in it (median over 80
+Train crops, docs/results.md section 7), so the default margin is -0.15 (side = 0.7 x the box).
+bench/face_detectors.py measures both detectors.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from dfdetect.errors import ConfigError, ImageLoadError
 DETECTORS = ("mtcnn", "haar")
 DEFAULT_DETECTOR = "mtcnn"
 """Found more faces with fewer false detections than the Haar cascade (docs/results.md, face detectors)."""
-DEFAULT_MARGIN = 0.3
+DEFAULT_MARGIN = -0.15
+"""Share of the face box added on each side (negative: the crop is tighter than the box), as in the training crops."""
 
 _LOCAL = threading.local()
 _MTCNN: Any = None
@@ -80,6 +83,8 @@ def detect_faces(image: Image.Image, detector: str = DEFAULT_DETECTOR, min_size:
 
 def crop_box(image: Image.Image, face: Face, margin: float = DEFAULT_MARGIN) -> tuple[int, int, int, int]:
     """The face's box enlarged by `margin` of its size on each side, squared, clipped at the border."""
+    if margin <= -0.5:
+        raise ValueError(f"margin {margin}: a crop needs a margin above -0.5 (-0.5 leaves nothing of the face)")
     left, top, right, bottom = face.box
     side = face.size * (1 + 2 * margin)
     centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
