@@ -153,8 +153,8 @@ person reviewing what it flags. Not for deciding anything about a person on its 
 
 ## Known limits
 
-- It sees **face crops** like DFDC's (one face, a margin around it, 224 px); on whole scenes it scores the
-  scene, not the face: use `--crop-face` for photos.
+- It sees **face crops** like DFDC's (one face, cropped tightly: about 0.7 of a face detector's box, 224 px);
+  on whole scenes it scores the scene, not the face: use `--crop-face` for photos (videos are cropped so).
 - It learned **one source of fakes** (the DFDC face swaps). On other generators it may call fakes real; see
   `docs/results.md` for what it scores on other sources.
 - DFDC's faces are frames of compressed video; very clean photos, heavy filters, or strong recompression move
