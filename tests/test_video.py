@@ -102,3 +102,11 @@ def test_predict_mixes_videos_and_images(trained_run: Path, clips: dict[str, Pat
     with per_frame.open() as handle:
         frames = list(csv.DictReader(handle))
     assert len(frames) == 4 and all(row["box"] and row["p_fake"] for row in frames)
+
+
+def test_frames_are_evenly_spaced_when_the_container_does_not_count_them(tmp_path: Path) -> None:
+    # Matroska written by PyAV stores no frame count: frames are thinned while decoding, never all kept.
+    clip = write_video(tmp_path / "clip.mkv", [np.full((64, 64, 3), 10 * i, dtype=np.uint8) for i in range(25)])
+    with av.open(str(clip)) as container:
+        assert container.streams.video[0].frames == 0
+    assert [index for index, _, _ in read_frames(clip, count=4)] == [0, 8, 16, 24]

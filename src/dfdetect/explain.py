@@ -14,7 +14,7 @@ from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
 
 from dfdetect.data.images import load_rgb
-from dfdetect.faces import DEFAULT_MARGIN, crop_box, crop_face
+from dfdetect.faces import DEFAULT_MARGIN, crop_box
 from dfdetect.photos import PhotoPrediction, draw_faces, face_as_detected
 from dfdetect.runtime import Prediction
 from dfdetect.runtime.torch_backend import TorchPredictor
@@ -81,11 +81,11 @@ def write_face_explanations(
             continue
         image = load_rgb(Path(photo.row["path"]))
         canvas = image.copy()
-        for face in photo.faces:
-            crop = crop_face(image, face_as_detected(face), margin)
-            heatmaps, _ = gradcam_heatmaps(predictor, [crop])
-            left, top, _, _ = crop_box(image, face_as_detected(face), margin)
-            canvas.paste(overlay(crop, heatmaps[0]), (left, top))
+        boxes = [crop_box(image, face_as_detected(face), margin) for face in photo.faces]
+        crops = [image.crop(box) for box in boxes]
+        heatmaps, _ = gradcam_heatmaps(predictor, crops)  # every face of the photo in one pass
+        for box, crop, heatmap in zip(boxes, crops, heatmaps, strict=True):
+            canvas.paste(overlay(crop, heatmap), box[:2])
         target = folder / f"{Path(photo.row['path']).stem}.gradcam.png"
         draw_faces(canvas, photo.faces, 1 - predictor.threshold).save(target)
         written.append(target)

@@ -77,8 +77,7 @@ def predict_photo(
 
 def error_row(predictor: BasePredictor, path: Path, message: str) -> dict[str, Any]:
     logger.warning("cannot score %s: %s", path, message)
-    row = predictor.prediction(str(path), 0.5).to_dict()
-    return {**row, "label": None, "p_fake": None, "p_real": None, "error": message, "faces_found": 0}
+    return {**predictor.failure(str(path), message).to_dict(), "faces_found": 0}
 
 
 def draw_faces(image: Image.Image, faces: Sequence[FaceScore], threshold_fake: float) -> Image.Image:

@@ -93,9 +93,12 @@ def read_frames(
                 total = int(float(stream.duration * stream.time_base) * float(stream.average_rate or 25))
             wanted = set(np.linspace(0, max(total - 1, 0), num=count).round().astype(int).tolist()) if total else None
             frames: list[tuple[int, float, np.ndarray]] = []
+            stride = 1  # frame count unknown: keep every stride-th frame, doubling it to hold at most 2 x count
             for index, frame in enumerate(container.decode(stream)):
-                if wanted is None or index in wanted:
+                if (index in wanted) if wanted is not None else index % stride == 0:
                     frames.append((index, float(frame.time or 0.0), frame.to_ndarray(format="rgb24")))
+                    if wanted is None and len(frames) >= 2 * count:
+                        frames, stride = frames[::2], stride * 2
                 if index + 1 >= max_decoded or time.monotonic() - started > max_seconds:
                     logger.warning("%s: stopped decoding after %d frames (time or frame budget)", path, index + 1)
                     break
@@ -107,7 +110,7 @@ def read_frames(
         raise VideoError(str(path), f"cannot decode video ({error.__class__.__name__}: {error})") from None
     if not frames:
         raise VideoError(str(path), "no decodable frame (truncated or not a video)")
-    if wanted is None and len(frames) > count:  # frame count unknown up front: pick evenly from what was read
+    if wanted is None and len(frames) > count:  # pick evenly from the (at most 2 x count) frames kept
         keep = np.linspace(0, len(frames) - 1, num=count).round().astype(int)
         frames = [frames[i] for i in sorted(set(keep.tolist()))]
     return frames

@@ -115,6 +115,10 @@ class BasePredictor(ABC):
             calibrated=self.is_calibrated,
         )
 
+    def failure(self, name: str, message: str) -> Prediction:
+        """The row of an input that could not be scored: no label or scores, the error, the detector's name."""
+        return Prediction(name, None, None, None, message, self.model_label, self.is_calibrated)
+
     @property
     def model_label(self) -> str:
         """`name version` of a shipped detector, else the architecture of the run that trained it."""
@@ -148,10 +152,10 @@ class BasePredictor(ABC):
                 image = load_rgb(path, max_pixels=max_pixels)
                 pending.append((index, prepare(image, str(path)) if prepare else image))
             except FileNotFoundError:
-                results[index] = Prediction(str(path), None, None, None, f"{path}: no such file", self.model_label)
+                results[index] = self.failure(str(path), f"{path}: no such file")
             except (DfdetectError, OSError) as error:
                 logger.warning("cannot score %s: %s", path, error)
-                results[index] = Prediction(str(path), None, None, None, str(error), self.model_label)
+                results[index] = self.failure(str(path), str(error))
             if len(pending) >= batch_size:
                 flush()
         if pending:
