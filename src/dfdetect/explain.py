@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,6 @@ def write_explanations(
     predictor: TorchPredictor,
     predictions: Sequence[Prediction],
     folder: Path,
-    prepare: Callable[[Image.Image, str], Image.Image] | None = None,
 ) -> list[Path]:
     """A Grad-CAM overlay `<stem>.gradcam.png` in `folder` for each prediction that has no error."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -61,7 +60,6 @@ def write_explanations(
         if prediction.error:
             continue
         image = load_rgb(Path(prediction.path))
-        image = prepare(image, prediction.path) if prepare else image
         heatmaps, _ = gradcam_heatmaps(predictor, [image])
         target = folder / f"{Path(prediction.path).stem}.gradcam.png"
         overlay(image, heatmaps[0]).save(target)

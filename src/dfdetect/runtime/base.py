@@ -6,7 +6,7 @@ from __future__ import annotations
 import glob
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -132,12 +132,8 @@ class BasePredictor(ABC):
         paths: Sequence[Path],
         batch_size: int = 32,
         max_pixels: int = DEFAULT_MAX_PIXELS,
-        prepare: Callable[[Image.Image, str], Image.Image] | None = None,
     ) -> list[Prediction]:
-        """One Prediction per path, in order; a file that fails gets an error row and the rest go on.
-
-        `prepare` may transform each decoded image first (face cropping); it raises DfdetectError to reject one.
-        """
+        """One Prediction per path, in order; a file that fails gets an error row and the rest go on."""
         results: list[Prediction | None] = [None] * len(paths)
         pending: list[tuple[int, Image.Image]] = []
 
@@ -149,8 +145,7 @@ class BasePredictor(ABC):
 
         for index, path in enumerate(paths):
             try:
-                image = load_rgb(path, max_pixels=max_pixels)
-                pending.append((index, prepare(image, str(path)) if prepare else image))
+                pending.append((index, load_rgb(path, max_pixels=max_pixels)))
             except FileNotFoundError:
                 results[index] = self.failure(str(path), f"{path}: no such file")
             except (DfdetectError, OSError) as error:
