@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from dfdetect.conventions import TTA_CHOICES
 from dfdetect.data.images import DEFAULT_MAX_PIXELS
 from dfdetect.faces import DEFAULT_MARGIN
 from dfdetect.run_folder import RunFolder
@@ -300,6 +301,15 @@ def command_calibrate(args: argparse.Namespace) -> int:
     ]
     print(markdown_table(["threshold policy", "P(Real) threshold", ""], rows))
     print(f"stored in {path} (and its .json); predict, serve, evaluate and export now use them")
+    return 0
+
+
+def command_ensemble(args: argparse.Namespace) -> int:
+    from dfdetect.ensembles import combine
+
+    path = combine(args.model, args.out, tta=args.tta)
+    print(f"wrote {path}: {len(args.model)} model(s), test-time augmentation {args.tta}")
+    print(f"next: dfdetect calibrate --model {args.out} --data DATA   (the members' calibration does not carry over)")
     return 0
 
 
@@ -721,6 +731,17 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--device", default="auto")
     calibrate.add_argument("--workers", type=int, default=-1)
 
+    ensemble = commands.add_parser(
+        "ensemble", help="combine trained detectors (or one, with --tta hflip) into one checkpoint: the mean logit"
+    )
+    ensemble.add_argument(
+        "--model", type=Path, action="append", required=True, help="run folder, checkpoint or shipped name; repeat"
+    )
+    ensemble.add_argument(
+        "--tta", choices=TTA_CHOICES, default="none", help="hflip: also score each image's mirror (twice the cost)"
+    )
+    ensemble.add_argument("--out", type=Path, required=True, help="run folder to write (checkpoints/best.safetensors)")
+
     robustness = commands.add_parser("robustness", help="score a labelled set under perturbations at several levels")
     add_scoring_options(robustness)
     robustness.add_argument("--data", type=Path, required=True, help="dataset root, or a folder with Real and/or Fake")
@@ -750,6 +771,7 @@ COMMANDS = {
     "export": command_export,
     "serve": command_serve,
     "calibrate": command_calibrate,
+    "ensemble": command_ensemble,
     "robustness": command_robustness,
     "demo": command_demo,
 }

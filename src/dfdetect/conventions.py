@@ -29,3 +29,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     """The seed of one image's augmentation in one epoch."""
     return (epoch_seed(seed, epoch) * 10_000_019 + index) % 2**63
+
+
+TTA_CHOICES = ("none", "hflip")
+"""Test-time augmentation an ensemble checkpoint may apply: none, or the mean with the horizontal mirror."""

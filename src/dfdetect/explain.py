@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
@@ -25,12 +24,11 @@ _LOCK = threading.Lock()
 
 def gradcam_heatmaps(predictor: TorchPredictor, images: Sequence[Image.Image]) -> tuple[list[np.ndarray], np.ndarray]:
     """Heatmaps in [0, 1] at each image's own size (for the predicted class), and P(Real) per image."""
-    model = predictor.model
+    model = predictor.model.explained()  # an ensemble explains its first member
     layer = dict(model.named_modules())[model.explain_layer]
     batch = predictor.preprocess(images).to(predictor.device)
+    p_real = predictor.calibrated_scores(predictor.predict_tensor(batch))  # the whole detector's score
     with _LOCK, GradCAM(model=model, target_layers=[layer]) as cam:
-        with torch.no_grad():
-            p_real = predictor.calibrated_scores(torch.sigmoid(model(batch).float()).cpu().numpy().astype(np.float64))
         # The model has one logit (for Real): explain +logit for images called real, -logit for fakes.
         targets = [BinaryClassifierOutputTarget(int(p >= predictor.threshold)) for p in p_real]
         maps = cam(input_tensor=batch, targets=targets)

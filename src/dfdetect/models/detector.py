@@ -37,6 +37,10 @@ class Detector(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(images)).squeeze(1)
 
+    def explained(self) -> Detector:
+        """The network Grad-CAM hooks (`explain_layer` names a module of it): the detector itself."""
+        return self
+
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
         return self.backbone.parameters()
 

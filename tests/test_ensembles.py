@@ -1,0 +1,79 @@
+"""`dfdetect ensemble`: combined checkpoints load, score, calibrate, export and explain like one network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dfdetect.cli import main
+from dfdetect.engine.trainer import fit
+from dfdetect.ensembles import combine
+from dfdetect.errors import ConfigError
+from dfdetect.evaluation import calibrate_checkpoint
+from dfdetect.runtime.base import expand_paths
+from dfdetect.runtime.export import export_onnx
+from dfdetect.runtime.onnx_backend import OnnxPredictor
+from dfdetect.runtime.torch_backend import TorchPredictor, load_model
+from tests.conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def second_run(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("second") / "own_cnn"
+    fit(tiny_config(tiny_dataset, run, seed=7))
+    return run
+
+
+@pytest.fixture(scope="module")
+def pair(trained_run: Path, second_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ensemble") / "pair"
+    assert (
+        main(["ensemble", "--model", str(trained_run), "--model", str(second_run), "--tta", "hflip", "--out", str(out)])
+        == 0
+    )
+    return out
+
+
+def test_ensemble_scores_are_the_mean_of_the_members_logits(
+    pair: Path, trained_run: Path, second_run: Path, tiny_dataset: Path
+) -> None:
+    paths = expand_paths([str(tiny_dataset / "Test")])[:6]
+    members = [TorchPredictor.from_checkpoint(run, device="cpu") for run in (trained_run, second_run)]
+    ensemble = TorchPredictor.from_checkpoint(pair, device="cpu")
+    batch = ensemble.preprocess([Image.open(path).convert("RGB") for path in paths])
+    with torch.no_grad():
+        logits = [m.model(view) for m in members for view in (batch, batch.flip(3))]
+    expected = torch.sigmoid(torch.stack(logits).mean(0)).numpy()
+    got = np.array([row.p_real for row in ensemble.predict_paths(paths)])
+    assert np.allclose(got, expected, atol=1e-5)
+    assert ensemble.metadata["model"] == "ensemble" and ensemble.metadata["ensemble"]["tta"] == "hflip"
+    assert [m["source"] for m in ensemble.metadata["ensemble"]["members"]] == [str(trained_run), str(second_run)]
+
+
+def test_an_ensemble_calibrates_and_exports_to_onnx(pair: Path, tiny_dataset: Path, tmp_path: Path) -> None:
+    calibration, _ = calibrate_checkpoint(pair, tiny_dataset, workers=0)
+    assert TorchPredictor.from_checkpoint(pair).temperature == pytest.approx(calibration.temperature)
+    onnx = export_onnx(pair, tmp_path / "pair.onnx")
+    model, _ = load_model(pair)
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(images).numpy()
+    got = OnnxPredictor(onnx).session.run(None, {"images": images.numpy()})[0]
+    assert np.max(np.abs(got - expected)) <= 1e-4  # the flip is part of the graph
+
+
+def test_predict_explains_an_ensemble(pair: Path, tiny_dataset: Path, tmp_path: Path) -> None:
+    image = next((tiny_dataset / "Test" / "Fake").iterdir())
+    assert main(["predict", "--model", str(pair), "--explain", str(tmp_path / "cam"), str(image)]) == 0
+    assert len(list((tmp_path / "cam").glob("*.png"))) == 1
+
+
+def test_nested_ensembles_and_empty_lists_are_refused(pair: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="already an ensemble"):
+        combine([pair], tmp_path / "nested")
+    with pytest.raises(ConfigError, match="at least one"):
+        combine([], tmp_path / "empty")
