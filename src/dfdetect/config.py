@@ -82,7 +82,9 @@ class TrainConfig:
     )
     label_smoothing: float = setting(0.0, "binary targets become 1 - s/2 and s/2 (0: plain BCE, the study)")
     pseudo_fakes: str = setting(
-        "", "fakes made from real training faces on the fly: sbi (self-blending), upsample (generator traces)"
+        "",
+        "fakes made from real training faces on the fly, comma-separated: sbi (self-blending, ellipse mask), "
+        "sbi-landmarks (self-blending, mask placed by MTCNN landmarks), upsample (generator traces)",
     )
     pseudo_fake_p: float = setting(0.5, "share of real training faces turned into a pseudo-fake each epoch")
     real_fakes: bool = setting(True, "train on the dataset's own fakes (--no-real-fakes: pseudo-fakes alone)")

@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 from dfdetect.config import TrainConfig
 from dfdetect.data.dataset import EpochSampler, FaceDataset
 from dfdetect.data.discovery import list_samples
-from dfdetect.data.pseudo_fakes import MAKERS, blend, parse_makers, upsample_trace
+from dfdetect.data.pseudo_fakes import MAKERS, blend, face_landmarks, parse_makers, upsample_trace
 from dfdetect.data.synthetic import make_synthetic_dataset
 from dfdetect.data.transforms import Preprocessing, build_eval_transform
 from dfdetect.engine.trainer import fit
@@ -51,6 +51,30 @@ def test_self_blending_changes_only_what_the_mask_covers(face: np.ndarray) -> No
     assert abs(xs.mean() - width / 2) < width * 0.15 and abs(ys.mean() - height * 0.53) < height * 0.15
 
 
+def test_landmark_masks_follow_the_face(face: np.ndarray) -> None:
+    landmarks = face_landmarks(face)
+    assert landmarks is not None and landmarks.shape == (5, 2)
+    blended, mask = blend(face, np.random.default_rng(4), landmarks)
+    outside, inside = mask < 1e-6, mask > 0.9 * mask.max()
+    np.testing.assert_array_equal(blended[outside], face[outside])  # only the masked region changes
+    ys, xs = np.nonzero(inside)
+    assert np.hypot(xs.mean() - landmarks[2, 0], ys.mean() - landmarks[2, 1]) < 0.6 * np.ptp(landmarks[:, 1])
+    assert inside.mean() < 0.5  # the inner face, not the whole photo
+    shifted = np.pad(face, ((0, 0), (60, 0), (0, 0)), mode="edge")[:, : face.shape[1]]  # the face 60 px right
+    moved = face_landmarks(shifted)
+    assert moved is not None and abs(float(np.mean(moved[:, 0] - landmarks[:, 0])) - 60) < 6
+    _, moved_mask = blend(shifted, np.random.default_rng(4), moved)
+    moved_xs = np.nonzero(moved_mask > 0.9 * moved_mask.max())[1]
+    assert abs(moved_xs.mean() - xs.mean() - 60) < 8
+
+
+def test_without_a_face_the_landmark_blend_falls_back_to_the_ellipse() -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    assert face_landmarks(noise) is None
+    out = MAKERS["sbi-landmarks"](noise, np.random.default_rng(2))
+    np.testing.assert_array_equal(out, MAKERS["sbi"](noise, np.random.default_rng(2)))
+
+
 def test_the_upsampler_leaves_a_periodic_trace(face: np.ndarray) -> None:
     def nyquist_peak(image: np.ndarray) -> float:
         grey = image.astype(float).mean(axis=2)
@@ -64,7 +88,9 @@ def test_the_upsampler_leaves_a_periodic_trace(face: np.ndarray) -> None:
 
 
 def test_pseudo_fake_options_are_checked() -> None:
-    assert parse_makers("sbi, upsample") == ["sbi", "upsample"] and parse_makers("") == []
+    assert (
+        parse_makers("sbi, sbi-landmarks,upsample") == ["sbi", "sbi-landmarks", "upsample"] and parse_makers("") == []
+    )
     with pytest.raises(ConfigError, match="unknown pseudo-fake"):
         TrainConfig(pseudo_fakes="sbi,faceswap")
     with pytest.raises(ConfigError, match="without the dataset's fakes"):

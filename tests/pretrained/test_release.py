@@ -69,3 +69,18 @@ def test_evaluating_a_shipped_detector_writes_beside_the_caller(
     assert main(["evaluate", "--model", "tiny", "--data", str(tiny_dataset), "--device", "cpu", "--workers", "0"]) == 0
     assert (work / "eval-tiny" / "eval-Test" / "metrics.json").is_file()
     assert not list(packaged.parent.glob("eval-*"))  # never inside the package folder
+
+
+def test_an_ensemble_packages_and_scores_as_recorded(
+    trained_run: Path, tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pretrained, "folder", lambda: tmp_path / "package")
+    assert main(["ensemble", "--model", str(trained_run), "--tta", "hflip", "--out", str(tmp_path / "ens")]) == 0
+    out = package_detector(tmp_path / "ens", tmp_path / "package", "pair", "1.0.0", {}, examples=EXAMPLES)
+    release = load_checkpoint(out)[1]["release"]
+    assert (
+        release["architecture"].startswith("ensemble of 1 (own_cnn; mean logit)") and "hflip" in release["architecture"]
+    )
+    results = load_predictor(Path("pair"), runtime="torch", device="cpu").predict_paths(EXAMPLES)
+    assert {Path(r.path).name: r.p_fake for r in results} == pytest.approx(release["examples"], abs=1e-6)
+    assert "ensemble of 1" in model_card(release)

@@ -4,7 +4,9 @@ forgery leaves rather than one generator's look (`dfdetect train --pseudo-fakes 
 - `sbi`, self-blending (after Shiohara & Yamasaki, CVPR 2022): the face is blended with a copy of itself whose
   colour, sharpness and geometry were jittered, through a soft face-shaped mask (an ellipse over the face's
   central region, randomly deformed and blurred), at a random blend ratio; the result carries a blending
-  boundary and a statistical mismatch inside it, as a face swap does.
+  boundary and a statistical mismatch inside it, as a face swap does. `sbi-landmarks` places the mask by the
+  face's five MTCNN landmarks instead: an inner-face outline that follows the face's size, place and roll
+  (the ellipse where no face is found).
 - `upsample`, generator traces (after Zhang, Karaman & Chang 2019, AutoGAN): the face is downsampled by 2 and
   brought back by a transposed-convolution upsampler whose kernel phases sum unequally, which leaves the
   periodic (checkerboard) spectrum peaks that whole-face generators leave.
@@ -15,7 +17,9 @@ dtype: given the same generator state, the same output.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -34,7 +38,39 @@ def face_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     centre = (int(width * rng.uniform(0.45, 0.55)), int(height * rng.uniform(0.48, 0.58)))
     axes = (int(width * rng.uniform(0.24, 0.33)), int(height * rng.uniform(0.3, 0.4)))
     cv2.ellipse(mask, centre, axes, float(rng.uniform(-12, 12)), 0, 360, 1.0, thickness=-1)
-    # An elastic-like warp: a smooth random displacement field deforms the ellipse's outline.
+    return deform(mask, rng)
+
+
+INNER_FACE = np.array(
+    [
+        (-0.75, -0.45), (-0.35, -0.6), (0.35, -0.6), (0.75, -0.45), (0.85, 0.3), (0.7, 1.0),
+        (0.35, 1.35), (0.0, 1.45), (-0.35, 1.35), (-0.7, 1.0), (-0.85, 0.3),
+    ],
+    dtype=np.float32,
+)  # fmt: skip
+"""The outline of the inner face (brows, cheeks, jaw, chin) in the face's own frame: x in inter-ocular
+distances from the eyes' midpoint (along the eye line), y in eye-to-mouth distances (down the face). It spans
+what a face swap replaces, as the convex hull of 68 landmarks does in the self-blending paper."""
+
+
+def landmark_mask(shape: tuple[int, int], landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A soft mask over the inner face, placed by five landmarks (eyes, nose, mouth corners, as MTCNN gives
+    them): it follows the face's size, place and roll in the crop. Width and height are jittered and the
+    outline is scaled about its centre (0.7-1.05), then warped and blurred like face_mask's."""
+    left_eye, right_eye, _, mouth_left, mouth_right = np.asarray(landmarks, dtype=np.float32)
+    eyes, mouth = (left_eye + right_eye) / 2, (mouth_left + mouth_right) / 2
+    across, down = (right_eye - left_eye) * rng.uniform(0.85, 1.15), (mouth - eyes) * rng.uniform(0.85, 1.15)
+    outline = eyes + INNER_FACE[:, :1] * across + INNER_FACE[:, 1:] * down
+    centre = outline.mean(axis=0)
+    outline = centre + (outline - centre) * rng.uniform(0.7, 1.05)
+    mask = np.zeros(shape, dtype=np.float32)
+    cv2.fillConvexPoly(mask, np.rint(outline).astype(np.int32), 1.0)
+    return deform(mask, rng)
+
+
+def deform(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An elastic-like warp (a smooth random displacement field deforms the outline), then a random blur."""
+    height, width = mask.shape
     grid = max(2, min(height, width) // 32)
     shift = rng.normal(0, 0.03 * min(height, width), (2, grid, grid)).astype(np.float32)
     flow_x = cv2.resize(shift[0], (width, height), interpolation=cv2.INTER_CUBIC)
@@ -43,6 +79,23 @@ def face_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     warped = cv2.remap(mask, xs + flow_x, ys + flow_y, interpolation=cv2.INTER_LINEAR)
     kernel = 2 * int(rng.integers(2, max(3, min(height, width) // 12))) + 1
     return np.asarray(cv2.GaussianBlur(warped, (kernel, kernel), 0), dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _mtcnn(min_face: int) -> Any:
+    from dfdetect.mtcnn import MTCNN
+
+    return MTCNN(min_face=min_face)  # one per process (and DataLoader worker), built at first use
+
+
+def face_landmarks(image: np.ndarray) -> np.ndarray | None:
+    """The five (x, y) landmarks of the largest face MTCNN finds in a face crop, or None. Faces smaller than a
+    quarter of the crop are not looked for (a crop's face fills most of it; this keeps MTCNN near 15 ms)."""
+    detections = _mtcnn(max(20, min(image.shape[:2]) // 4)).detect(image)
+    if not detections:
+        return None
+    largest = max(detections, key=lambda found: found.box[2] - found.box[0])
+    return np.asarray(largest.landmarks, dtype=np.float32)
 
 
 def jitter_source(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -68,13 +121,24 @@ def jitter_source(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def self_blend(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A self-blended image: the jittered copy blended in through a face mask at a random ratio."""
+    """A self-blended image: the jittered copy blended in through an ellipse face mask at a random ratio."""
     return blend(image, rng)[0]
 
 
-def blend(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """self_blend's image and the mask it used (blend ratio included)."""
-    mask = face_mask(image.shape[:2], rng) * rng.choice([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+def self_blend_landmarks(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A self-blended image whose mask is placed by the face's landmarks (MTCNN); the ellipse where no face
+    is found."""
+    return blend(image, rng, face_landmarks(image))[0]
+
+
+def blend(
+    image: np.ndarray, rng: np.random.Generator, landmarks: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The self-blended image and the mask it used (blend ratio included): an ellipse, or the inner-face outline
+    placed by `landmarks` when given."""
+    shape = image.shape[:2]
+    outline = face_mask(shape, rng) if landmarks is None else landmark_mask(shape, landmarks, rng)
+    mask = outline * rng.choice([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
     source = jitter_source(image, rng)
     blended = mask[..., None] * source + (1 - mask[..., None]) * image.astype(np.float32)
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8), mask
@@ -89,7 +153,7 @@ def upsample_trace(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(upsampled * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-MAKERS: dict[str, Maker] = {"sbi": self_blend, "upsample": upsample_trace}
+MAKERS: dict[str, Maker] = {"sbi": self_blend, "sbi-landmarks": self_blend_landmarks, "upsample": upsample_trace}
 
 
 def parse_makers(names: str) -> list[str]:

@@ -15,6 +15,7 @@ import torch
 from dfdetect.engine.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from dfdetect.evaluation import score_split
 from dfdetect.metrics import bootstrap_intervals
+from dfdetect.models.ensemble import ENSEMBLE
 from dfdetect.runtime.torch_backend import TorchPredictor, load_model
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,18 @@ logger = logging.getLogger(__name__)
 def half_precision(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Floating-point tensors to fp16 (half the file); integer buffers (BatchNorm's counters) as they are."""
     return {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
+
+
+def architecture_of(metadata: dict[str, Any]) -> str:
+    """The architecture in words: the model name, or an ensemble's members and test-time augmentation."""
+    spec = metadata.get("ensemble")
+    if metadata["model"] != ENSEMBLE or not spec:
+        return str(metadata["model"])
+    names = [member["model"] for member in spec["members"]]
+    text = f"ensemble of {len(names)} ({' + '.join(names)}; mean logit)"
+    return text + (
+        ", each also scoring the mirrored image (hflip test-time augmentation)" if spec["tta"] == "hflip" else ""
+    )
 
 
 def split_report(predictor: TorchPredictor, data: Path, split: str, resamples: int) -> dict[str, Any]:
@@ -58,7 +71,7 @@ def package_detector(
         **release,
         "name": name,
         "version": version,
-        "architecture": metadata["model"],
+        "architecture": architecture_of(metadata),
         "input": f"{model.preprocessing.input_size} px RGB, normalised with mean = std = {model.preprocessing.mean[0]}",
         "weights": "fp16",
         "calibration": metadata.get("calibration"),
@@ -116,9 +129,9 @@ def model_card(release: dict[str, Any], extra: str = "") -> str:
 
 {release.get("summary", "")}
 
-- **Architecture:** `{release["architecture"]}` as `dfdetect models` describes it (started from ImageNet
-  weights where the model has them, with the study's head); input {release.get("input", "")}; fp16 weights
-  (safetensors) loaded into an fp32 model.
+- **Architecture:** {release["architecture"]}, each network as `dfdetect models` describes it (started from
+  ImageNet weights where the model has them, with the study's head); input {release.get("input", "")}; fp16
+  weights (safetensors) loaded into an fp32 model.
 - **Output:** one logit for Real; dfdetect reports `p_fake` = 1 - P(Real). {LABEL_NOTE}
 - **Use it:** `dfdetect predict IMAGE...` and `dfdetect serve` use it when no `--model` is given;
   `dfdetect.load()` in Python; `--model {release["name"]}` anywhere a run folder is accepted.
