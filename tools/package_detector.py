@@ -43,7 +43,7 @@ def main() -> None:
         "trained_on": args.trained_on,
         "terms": args.terms,
         "command": args.command,
-        "card": "docs/MODEL_CARD.md",
+        "card": args.card.resolve().relative_to(ROOT).as_posix(),
         "labels": "0 = Fake, 1 = Real; the output is P(Real), p_fake = 1 - P(Real)",
         "training_notes": args.notes,
     }

@@ -181,12 +181,13 @@ def command_models(args: argparse.Namespace) -> int:
             detector.version,
             detector.release.get("architecture", ""),
             detector.release.get("summary", ""),
+            detector.release.get("card", ""),
         ]
         for detector in shipped_detectors()
     ]
     if shipped:
-        print("\nTrained detectors shipped with dfdetect (`--model NAME`; model card: docs/MODEL_CARD.md):\n")
-        print(markdown_table(["detector", "version", "architecture", "summary"], shipped))
+        print("\nTrained detectors shipped with dfdetect (`--model NAME`):\n")
+        print(markdown_table(["detector", "version", "architecture", "summary", "model card"], shipped))
     return 0
 
 

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 import dfdetect.api
 from dfdetect.cli import main
 from dfdetect.engine.checkpoint import load_checkpoint
-from dfdetect.pretrained import DEFAULT_DETECTOR, shipped_detector
+from dfdetect.pretrained import DEFAULT_DETECTOR, shipped_detector, shipped_detectors
+from dfdetect.pretrained.release import architecture_of
 from dfdetect.runtime import load_predictor
 from dfdetect.serving.app import create_app
 
@@ -27,14 +28,15 @@ def shipped():
     return detector
 
 
-def test_the_default_detector_ships_small_with_its_card(shipped) -> None:
+@pytest.mark.parametrize("shipped", shipped_detectors(), ids=lambda detector: detector.name)
+def test_every_shipped_detector_is_small_with_its_card(shipped) -> None:
     assert shipped.path.stat().st_size < 25 * 2**20
     _, metadata, train_state = load_checkpoint(shipped.path)
     assert train_state is None  # weights only
     release = metadata["release"]
     assert (release["name"], release["architecture"], release["weights"]) == (
-        DEFAULT_DETECTOR,
-        metadata["model"],
+        shipped.name,
+        architecture_of(metadata),
         "fp16",
     )
     assert release["command"].startswith("dfdetect train") and "DFDC" in release["trained_on"]
@@ -48,10 +50,11 @@ def test_the_default_detector_ships_small_with_its_card(shipped) -> None:
     assert all(path.name in card for path in EXAMPLES)
 
 
-def test_it_scores_the_bundled_examples_as_recorded(shipped) -> None:
+@pytest.mark.parametrize("shipped", shipped_detectors(), ids=lambda detector: detector.name)
+def test_every_shipped_detector_scores_the_bundled_examples_as_recorded(shipped) -> None:
     recorded = load_checkpoint(shipped.path)[1]["release"]["examples"]
     assert set(recorded) == {path.name for path in EXAMPLES}
-    predictor = load_predictor(Path(DEFAULT_DETECTOR), runtime="torch", device="cpu")
+    predictor = load_predictor(Path(shipped.name), runtime="torch", device="cpu")
     scored = {Path(r.path).name: r.p_fake for r in predictor.predict_paths(EXAMPLES)}
     assert scored == pytest.approx(recorded, abs=1e-5)  # as predict shows them (calibrated, if it was calibrated)
 
