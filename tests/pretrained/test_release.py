@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,8 +13,11 @@ from dfdetect import pretrained
 from dfdetect.cli import main
 from dfdetect.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from dfdetect.errors import CheckpointError
-from dfdetect.pretrained.release import model_card, package_detector
+from dfdetect.evaluation import score_split
+from dfdetect.metrics import bootstrap_intervals
+from dfdetect.pretrained.release import model_card, package_detector, split_report
 from dfdetect.runtime import load_predictor
+from dfdetect.runtime.torch_backend import TorchPredictor
 
 EXAMPLES = sorted((Path(__file__).parents[1] / "assets" / "examples").glob("*.jpg"))
 
@@ -84,3 +88,13 @@ def test_an_ensemble_packages_and_scores_as_recorded(
     results = load_predictor(Path("pair"), runtime="torch", device="cpu").predict_paths(EXAMPLES)
     assert {Path(r.path).name: r.p_fake for r in results} == pytest.approx(release["examples"], abs=1e-6)
     assert "ensemble of 1" in model_card(release)
+
+
+def test_intervals_are_drawn_at_the_detectors_own_threshold(trained_run: Path, tiny_dataset: Path) -> None:
+    predictor = TorchPredictor.from_checkpoint(trained_run, device="cpu")
+    evaluation = score_split(predictor, tiny_dataset, "Test", workers=0)
+    predictor.threshold = float(np.median(evaluation.scores))  # far from 0.5: labels change with the threshold
+    report = split_report(predictor, tiny_dataset, "Test", resamples=50)
+    expected = bootstrap_intervals(evaluation.labels, evaluation.scores, predictor.threshold, resamples=50)
+    assert report["intervals_95"] == expected and report["metrics"]["threshold"] == predictor.threshold
+    assert report["intervals_95"] != bootstrap_intervals(evaluation.labels, evaluation.scores, resamples=50)

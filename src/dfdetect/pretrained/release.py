@@ -14,7 +14,6 @@ import torch
 
 from dfdetect.engine.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from dfdetect.evaluation import score_split
-from dfdetect.metrics import bootstrap_intervals
 from dfdetect.models.ensemble import ENSEMBLE
 from dfdetect.runtime.torch_backend import TorchPredictor, load_model
 
@@ -39,10 +38,10 @@ def architecture_of(metadata: dict[str, Any]) -> str:
 
 
 def split_report(predictor: TorchPredictor, data: Path, split: str, resamples: int) -> dict[str, Any]:
-    """Metrics of one split with 95% stratified bootstrap intervals."""
-    evaluation = score_split(predictor, data, split, workers=0)
-    intervals = bootstrap_intervals(evaluation.labels, evaluation.scores, resamples=resamples)
-    return {"data": f"{Path(data).name}/{split}", "metrics": evaluation.metrics, "intervals_95": intervals}
+    """Metrics of one split with 95% stratified bootstrap intervals, at the detector's own threshold."""
+    evaluation = score_split(predictor, data, split, workers=0, bootstrap=resamples)
+    metrics = dict(evaluation.metrics)
+    return {"data": f"{Path(data).name}/{split}", "metrics": metrics, "intervals_95": metrics.pop("intervals_95")}
 
 
 def package_detector(
