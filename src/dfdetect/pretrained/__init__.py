@@ -2,7 +2,8 @@
 
 `dfdetect predict` and `dfdetect serve` use DEFAULT_DETECTOR when no --model is given; `--model NAME` picks
 any shipped detector by name, wherever a run folder or checkpoint is accepted. Each has a model card
-(docs/MODEL_CARD.md) with its training data, command and metrics. Reading this list needs no torch.
+(the release metadata names it: docs/MODEL_CARD.md for the default) with its training data, command and metrics.
+Reading this list needs no torch.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-DEFAULT_DETECTOR = "dfdc-lite0"
+DEFAULT_DETECTOR = "dfdc-lite0-ens"
 """The detector predict and serve use when no --model is given."""
 
 
