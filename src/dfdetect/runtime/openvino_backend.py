@@ -1,9 +1,9 @@
-"""The fastest CPU path measured (bench/infer_cpu.py): OpenVINO, in bf16 where the CPU has bf16 units.
+"""The fastest CPU path measured (bench/infer_cpu.py): OpenVINO; fp32 by default, bf16 on request.
 
-bf16 moved scores by up to 0.040 in logit on DFDC Test, so an image whose bf16 logit lies within `recheck_margin`
-of the threshold's is scored again in fp32 and keeps the fp32 score: labels then match fp32 even for a model
-whose scores crowd the threshold, at the cost of one fp32 pass over those images alone; and when most recent
-images needed it, fp32 runs first and alone, so the worst case is fp32's speed (docs/results.md, section 5).
+With bf16, which moved DenseNet121's scores by up to 0.040 in logit on DFDC Test (but EfficientNet-Lite0's by up
+to 0.93: see OpenVinoPredictor), an image whose bf16 logit lies within `recheck_margin` of the threshold's is
+scored again in fp32 and keeps the fp32 score, at the cost of one fp32 pass over those images alone; when most
+recent images needed it, fp32 runs first and alone, so the worst case is fp32's speed (docs/results.md, section 5).
 The PyTorch model stays loaded beside it for Grad-CAM and for anything else that needs gradients.
 """
 
@@ -65,12 +65,17 @@ def threshold_logit(threshold: float) -> float:
 
 
 class OpenVinoPredictor(TorchPredictor):
-    """A PyTorch TorchPredictor whose scoring runs through OpenVINO on the CPU (bf16 when the CPU supports it)."""
+    """A PyTorch TorchPredictor whose scoring runs through OpenVINO on the CPU: fp32 by default (scores equal to
+    PyTorch's within 1e-4); precision="bf16" (or "auto": bf16 where the CPU has bf16 units) asks for speed.
+
+    bf16 is not the default: on the shipped EfficientNet-Lite0 detectors at 128 px it moved logits by up to 0.93
+    on 64 DFDC Test fakes (fp32: 4e-5), and 3 of the 798 Test labels of dfdc-lite0-ens changed despite the fp32
+    recheck near the threshold, whose margin was measured on DenseNet121 (docs/results.md, section 5)."""
 
     runtime = "openvino"
 
     def __init__(
-        self, predictor: TorchPredictor, precision: str = "auto", recheck_margin: float = RECHECK_MARGIN
+        self, predictor: TorchPredictor, precision: str = "f32", recheck_margin: float = RECHECK_MARGIN
     ) -> None:
         import openvino as ov
 
