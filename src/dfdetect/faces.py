@@ -25,8 +25,6 @@ DEFAULT_MARGIN = -0.15
 """Share of the face box added on each side (negative: the crop is tighter than the box), as in the training crops."""
 
 _LOCAL = threading.local()
-_MTCNN: Any = None
-_MTCNN_LOCK = threading.Lock()
 
 
 class NoFaceError(ImageLoadError):
@@ -56,13 +54,9 @@ def _haar() -> Any:
 
 
 def _mtcnn() -> Any:
-    global _MTCNN
-    with _MTCNN_LOCK:
-        if _MTCNN is None:
-            from dfdetect.mtcnn import MTCNN
+    from dfdetect.mtcnn import shared_detector  # torch is imported only when MTCNN is used
 
-            _MTCNN = MTCNN()
-    return _MTCNN
+    return shared_detector()
 
 
 def detect_faces(image: Image.Image, detector: str = DEFAULT_DETECTOR, min_size: int = 20) -> list[Face]:

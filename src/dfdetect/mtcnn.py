@@ -244,3 +244,16 @@ class MTCNN:
         first = ((stride * cells + 1) / scale).floor()
         last = ((stride * cells + cell) / scale).floor()
         return torch.cat([first, last, probabilities[mask][:, None], offsets[:, mask].permute(1, 0)], dim=1)
+
+
+_SHARED: dict[int, MTCNN] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_detector(min_face: int = 20) -> MTCNN:
+    """One MTCNN per process and smallest face size, built at first use: `--crop-face`, videos, the server's
+    threads and the pseudo-fake DataLoader workers load the weights once each."""
+    with _SHARED_LOCK:
+        if min_face not in _SHARED:
+            _SHARED[min_face] = MTCNN(min_face=min_face)
+        return _SHARED[min_face]

@@ -17,9 +17,7 @@ dtype: given the same generator state, the same output.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import cv2
 import numpy as np
@@ -81,17 +79,12 @@ def deform(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(cv2.GaussianBlur(warped, (kernel, kernel), 0), dtype=np.float32)
 
 
-@functools.lru_cache(maxsize=4)
-def _mtcnn(min_face: int) -> Any:
-    from dfdetect.mtcnn import MTCNN
-
-    return MTCNN(min_face=min_face)  # one per process (and DataLoader worker), built at first use
-
-
 def face_landmarks(image: np.ndarray) -> np.ndarray | None:
     """The five (x, y) landmarks of the largest face MTCNN finds in a face crop, or None. Faces smaller than a
     quarter of the crop are not looked for (a crop's face fills most of it; this keeps MTCNN near 15 ms)."""
-    detections = _mtcnn(max(20, min(image.shape[:2]) // 4)).detect(image)
+    from dfdetect.mtcnn import shared_detector
+
+    detections = shared_detector(max(20, min(image.shape[:2]) // 4)).detect(image)
     if not detections:
         return None
     largest = max(detections, key=lambda found: found.box[2] - found.box[0])
