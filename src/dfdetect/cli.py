@@ -212,11 +212,11 @@ def command_train(args: argparse.Namespace) -> int:
     tracker = create_tracker(args.track, config.out, args.tracking_uri)
     with tracker.run(config.out.name, config.to_dict()):
         result = fit(config, data=data, resume=args.resume is not None, progress=tqdm_progress, tracker=tracker)
+    best_auc = next((row["val_auc"] for row in result.history if row["epoch"] == result.best_epoch), float("nan"))
     print(
         f"\nbest epoch {result.best_epoch} by {config.monitor} (val loss {result.best_val_loss:.4f}, val AUC "
-        f"{next((r['val_auc'] for r in result.history if r['epoch'] == result.best_epoch), float('nan')):.4f}) "
-        f"of {result.epochs_run} "
-        f"in {result.seconds / 60:.1f} min{'; stopped early' if result.stopped_early else ''}"
+        f"{best_auc:.4f}) of {result.epochs_run} in {result.seconds / 60:.1f} min"
+        f"{'; stopped early' if result.stopped_early else ''}"
     )
     print(f"run folder: {result.run_dir}  (evaluate: dfdetect evaluate --model {result.run_dir} --data {config.data})")
     return 0
