@@ -1,0 +1,52 @@
+"""What each pseudo-fake maker costs per image, side by side in one run (single-threaded, as in a DataLoader worker).
+
+    python bench/pseudo_fakes.py --data ../shared/data/dfdc-faces --images 20
+
+Real faces from Train/Real of `--data` (any folder of face crops will do); without it, generated 224 px images
+(no face in them: `sbi-landmarks` then pays MTCNN's search and falls back to the ellipse). Prints a Markdown table:
+milliseconds per image, median of `--repeats` passes over the images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dfdetect.data.pseudo_fakes import MAKERS
+
+
+def faces(data: Path | None, count: int) -> list[np.ndarray]:
+    if data is None:
+        generator = np.random.default_rng(0)
+        return [generator.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(count)]
+    files = sorted((data / "Train" / "Real").iterdir())[:count]
+    return [np.asarray(Image.open(path).convert("RGB")) for path in files]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--images", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # DataLoader workers run one thread each
+    images = faces(args.data, args.images)
+    print("| maker | ms per image |\n|---|---|")
+    for name, make in MAKERS.items():
+        make(images[0], np.random.default_rng(0))  # warm-up (MTCNN loads its weights)
+        passes = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            for index, image in enumerate(images):
+                make(image, np.random.default_rng(index))
+            passes.append((time.perf_counter() - started) / len(images) * 1000)
+        print(f"| {name} | {float(np.median(passes)):.1f} |")
+
+
+if __name__ == "__main__":
+    main()
