@@ -15,10 +15,12 @@ of the shipped Lite0 detectors; its speed depends on the model's scores, so it i
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,30 +30,31 @@ from dfdetect.data.images import load_rgb
 from dfdetect.models import Detector, create_model
 from dfdetect.runtime import preprocess_numpy
 from dfdetect.runtime.export import onnx_bytes
-from dfdetect.runtime.openvino_backend import RECHECK_MARGIN, OpenVinoPredictor, cpu_has_bf16
+from dfdetect.runtime.openvino_backend import RECHECK_MARGIN, OpenVinoPredictor, cpu_has_bf16, threshold_logit
 from dfdetect.runtime.torch_backend import TorchPredictor, load_model
 
 Runner = Callable[[np.ndarray], np.ndarray]
 RECHECK_PATH = "openvino bf16 + fp32 recheck"
 
 
-def runners(model: Detector, size: int, recheck: bool = False) -> dict[str, Runner]:
+def runners(model: Detector, size: int, recheck: dict[str, Any] | None = None) -> dict[str, Runner]:
     """Every available CPU path for one model, as numpy -> logits functions.
 
-    recheck adds OpenVINO bf16 with fp32 near the threshold, whose speed depends on how many scores
-    lie near the threshold: it is timed on real images in `parity` only, never on random weights.
+    recheck (the trained model's metadata, for its calibrated threshold) adds OpenVINO bf16 with fp32 near that
+    threshold, whose speed depends on how many scores lie near it: it is timed on real images in `parity` only,
+    never on random weights.
     """
     model = model.float().eval()
     paths: dict[str, Runner] = {}
 
     def torch_runner(memory_format: torch.memory_format, bf16: bool) -> Runner:
-        copy = create_model_like(model).to(memory_format=memory_format)
+        own = create_model_like(model).to(memory_format=memory_format)
 
         @torch.inference_mode()
         def run(batch: np.ndarray) -> np.ndarray:
             tensor = torch.from_numpy(batch).contiguous(memory_format=memory_format)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                return copy(tensor).float().numpy()
+                return own(tensor).float().numpy()
 
         return run
 
@@ -78,19 +81,18 @@ def runners(model: Detector, size: int, recheck: bool = False) -> dict[str, Runn
         paths[f"openvino {precision.replace('f32', 'fp32')}"] = lambda batch, request=request: request.infer(
             {0: batch}
         )[0].copy()
-    if recheck and cpu_has_bf16():
+    if recheck is not None and cpu_has_bf16():
         # bf16, with scores within RECHECK_MARGIN logit of the threshold redone in fp32 (the CPU default's fp32 is
         # the "openvino fp32" row)
-        rechecked = OpenVinoPredictor(TorchPredictor(create_model_like(model), device="cpu"), precision="bf16")
+        torch_predictor = TorchPredictor(create_model_like(model), recheck, device="cpu")
+        rechecked = OpenVinoPredictor(torch_predictor, precision="bf16")
         paths[RECHECK_PATH] = rechecked.logits
     return paths
 
 
 def create_model_like(model: Detector) -> Detector:
-    """An independent copy with the same weights (each path gets its own module)."""
-    copy = create_model(model.name, image_size=model.preprocessing.input_size)
-    copy.load_state_dict(model.state_dict())
-    return copy.eval()
+    """An independent copy with the same weights (each path gets its own module; ensembles included)."""
+    return copy.deepcopy(model).eval()
 
 
 def time_runner(run: Runner, batch: np.ndarray, repeats: int) -> float:
@@ -145,12 +147,17 @@ def main() -> None:
 
 
 def parity(checkpoint: Path, data: Path, batch_size: int) -> None:
-    """Share of Test labels each path gives identically to eager fp32."""
+    """Share of Test labels each path gives identically to eager fp32, at the detector's own calibrated threshold
+    (0.5 when it has none); `checkpoint` may also name a shipped detector."""
     model, metadata = load_model(checkpoint)
     size = model.preprocessing.input_size
+    calibration = metadata.get("calibration") or {}
+    threshold = float(calibration.get("threshold", 0.5))
+    # the threshold on the model's own logits (calibration divides logits by the temperature)
+    target = threshold_logit(threshold) * float(calibration.get("temperature", 1.0))
     samples = list_samples(split_folder(data, "Test"))
     inputs = np.stack([preprocess_numpy(load_rgb(s.path), model.preprocessing) for s in samples])
-    paths = runners(model, size, recheck=True)
+    paths = runners(model, size, recheck=metadata)
     logits_of, rates = {}, {}
     for path, run in paths.items():
         run(inputs[:batch_size])  # warm up
@@ -159,21 +166,22 @@ def parity(checkpoint: Path, data: Path, batch_size: int) -> None:
         rates[path] = len(inputs) / (time.perf_counter() - start)
         logits_of[path] = logits.astype(np.float64).reshape(-1)
     scores = {path: 1 / (1 + np.exp(-logits)) for path, logits in logits_of.items()}
-    reference = scores["eager fp32"] >= 0.5
-    near = int(np.sum(np.abs(scores["eager fp32"] - 0.5) < 0.01))
+    reference = logits_of["eager fp32"] >= target
+    near = int(np.sum(np.abs(logits_of["eager fp32"] - target) < 0.04))
     print(
         f"\nLabel parity with eager fp32: {metadata['model']} from {checkpoint} at {size} px, "
-        f"{len(samples)} images of {data}/Test ({near} with eager P(Real) within 0.01 of the 0.5 threshold)"
+        f"{len(samples)} images of {data}/Test, labels at P(Real) >= {threshold:.3f} "
+        f"({near} with an eager logit within 0.04 of that threshold's)"
     )
     if "openvino bf16" in logits_of:
-        redone = int(np.sum(np.abs(logits_of["openvino bf16"]) < RECHECK_MARGIN))
+        redone = int(np.sum(np.abs(logits_of["openvino bf16"] - target) < RECHECK_MARGIN))
         print(f"{RECHECK_PATH}: {redone} of {len(samples)} images redone in fp32 (margin {RECHECK_MARGIN} logit)")
     print(
         "| path | same label as eager fp32 | max abs diff in P(Real) | max abs diff in logit | img/s on this split |\n"
         "|---|---|---|---|---|"
     )
     for path, values in scores.items():
-        same = int(np.sum((values >= 0.5) == reference))
+        same = int(np.sum((logits_of[path] >= target) == reference))
         print(
             f"| {path} | {same}/{len(samples)} = {same / len(samples):.2%} | "
             f"{np.max(np.abs(values - scores['eager fp32'])):.2e} | "
