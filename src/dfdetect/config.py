@@ -87,6 +87,11 @@ class TrainConfig:
         "sbi-landmarks (self-blending, mask placed by MTCNN landmarks), upsample (generator traces)",
     )
     pseudo_fake_p: float = setting(0.5, "share of real training faces turned into a pseudo-fake each epoch")
+    landmarks: Path | None = setting(
+        None,
+        "sbi-landmarks: JSON file of the Train faces' MTCNN landmarks, found once before the first epoch and written "
+        "there if missing (default: RUN/landmarks.json); give one file to several runs on the same data",
+    )
     real_fakes: bool = setting(True, "train on the dataset's own fakes (--no-real-fakes: pseudo-fakes alone)")
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 

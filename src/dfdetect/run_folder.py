@@ -5,6 +5,7 @@
       history.csv              one row per epoch
       accuracy.png, loss.png   learning curves
       bad_files.txt            what the pre-scan skipped
+      landmarks.json           face landmarks of Train's real faces (--pseudo-fakes sbi-landmarks)
       checkpoints/best.safetensors, last.safetensors (+ .json beside each)
       eval-<split>/metrics.json, confusion_matrix.png, roc_curve.png   written by `dfdetect evaluate`
       test/metrics.json        written by `dfdetect experiment`
@@ -44,6 +45,11 @@ class RunFolder:
     @property
     def bad_files(self) -> Path:
         return self.root / "bad_files.txt"
+
+    @property
+    def landmarks(self) -> Path:
+        """Face landmarks of the training images, for `--pseudo-fakes sbi-landmarks` (data/landmarks.py)."""
+        return self.root / "landmarks.json"
 
     @property
     def checkpoints(self) -> Path:

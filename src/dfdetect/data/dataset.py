@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,11 +31,13 @@ class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         max_pixels: int = DEFAULT_MAX_PIXELS,
         pseudo_fakes: Sequence[str] = (),
         pseudo_fake_p: float = 0.5,
+        landmarks: Mapping[Path, np.ndarray | None] | None = None,
     ) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.max_pixels = max_pixels
         self.pseudo_fakes, self.pseudo_fake_p = list(pseudo_fakes), pseudo_fake_p
+        self.landmarks = landmarks or {}  # found once before training (data/landmarks.py); else MTCNN per image
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -49,12 +52,18 @@ class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         if self.pseudo_fakes and label == 1:
             generator = np.random.default_rng(seed)  # the same pseudo-fake in any worker, after a resume
             if generator.random() < self.pseudo_fake_p:
-                image = Image.fromarray(make_pseudo_fake(np.asarray(image), self.pseudo_fakes, generator))
+                image = Image.fromarray(self.pseudo_fake(np.asarray(image), sample.path, generator))
                 label = 0
         # Augmentation drawn from a per-sample seed: the same in any worker, after a resume, on any rank.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return self.transform(image), torch.tensor(float(label))
+
+    def pseudo_fake(self, image: np.ndarray, path: Path, generator: np.random.Generator) -> np.ndarray:
+        if path in self.landmarks:
+            found = self.landmarks[path]
+            return make_pseudo_fake(image, self.pseudo_fakes, generator, locate=lambda _: found)
+        return make_pseudo_fake(image, self.pseudo_fakes, generator)
 
     @property
     def labels(self) -> list[int]:

@@ -120,7 +120,7 @@ def self_blend(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def self_blend_landmarks(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A self-blended image whose mask is placed by the face's landmarks (MTCNN); the ellipse where no face
-    is found."""
+    is found. (In training, make_pseudo_fake takes landmarks found once per file instead.)"""
     return blend(image, rng, face_landmarks(image))[0]
 
 
@@ -158,6 +158,16 @@ def parse_makers(names: str) -> list[str]:
     return chosen
 
 
-def make_pseudo_fake(image: np.ndarray, makers: Sequence[str], rng: np.random.Generator) -> np.ndarray:
-    """One of `makers`, drawn with `rng`, applied to a real face."""
-    return MAKERS[makers[int(rng.integers(len(makers)))]](image, rng)
+def make_pseudo_fake(
+    image: np.ndarray,
+    makers: Sequence[str],
+    rng: np.random.Generator,
+    locate: Callable[[np.ndarray], np.ndarray | None] | None = None,
+) -> np.ndarray:
+    """One of `makers`, drawn with `rng`, applied to a real face. `locate` gives `sbi-landmarks` the face's five
+    landmarks (or None): MTCNN by default, a lookup in landmarks found once before training in the trainer
+    (data/landmarks.py); either way the same generator state gives the same image."""
+    name = makers[int(rng.integers(len(makers)))]
+    if name == "sbi-landmarks":
+        return blend(image, rng, (locate or face_landmarks)(image))[0]
+    return MAKERS[name](image, rng)

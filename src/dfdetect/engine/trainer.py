@@ -15,7 +15,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from dfdetect.conventions import DEFAULT_THRESHOLD, epoch_seed
 from dfdetect.data.dataset import EpochSampler, FaceDataset, make_loader, stratified_fraction
 from dfdetect.data.discovery import BadFile, Sample, class_counts, load_split, write_bad_files
 from dfdetect.data.gpu_pipeline import BatchAugment, CachedBatches, DecodedImages, cache_bytes
+from dfdetect.data.landmarks import landmarks_for
 from dfdetect.data.pseudo_fakes import parse_makers
 from dfdetect.data.transforms import Preprocessing, build_eval_transform, build_train_transform
 from dfdetect.engine.checkpoint import atomic_write, build_metadata, load_checkpoint, save_checkpoint
@@ -151,6 +152,7 @@ def build_loader(
     device: torch.device,
     context: DistributedContext,
     train: bool,
+    landmarks: Mapping[Path, np.ndarray | None] | None = None,
 ) -> DataLoader:
     """The training (augmented, shuffled, seeded) or validation loader; this rank's shard of a global batch.
 
@@ -184,7 +186,7 @@ def build_loader(
         return CachedBatches(cache, sampler, per_rank_batch, device, augment)  # type: ignore[return-value]
     transform = build_train_transform(preprocessing, config.augment) if train else build_eval_transform(preprocessing)
     makers = parse_makers(config.pseudo_fakes) if train else []
-    dataset = FaceDataset(samples, transform, config.max_image_pixels, makers, config.pseudo_fake_p)
+    dataset = FaceDataset(samples, transform, config.max_image_pixels, makers, config.pseudo_fake_p, landmarks)
     workers = default_workers(config.workers)
     logger.info("input (%s): PIL decoding in %d DataLoader worker(s)", split, workers)
     return make_loader(
@@ -196,6 +198,16 @@ def build_loader(
         persistent=True,
         seed=config.seed,
     )
+
+
+def training_landmarks(
+    config: TrainConfig, samples: list[Sample], run: RunFolder
+) -> dict[Path, np.ndarray | None] | None:
+    """With `--pseudo-fakes sbi-landmarks`, the landmarks of Train's real faces, found once (data/landmarks.py)."""
+    if "sbi-landmarks" not in parse_makers(config.pseudo_fakes) or config.data is None:
+        return None
+    reals = [sample.path for sample in samples if sample.label == 1]
+    return landmarks_for(reals, config.landmarks or run.landmarks, config.data, config.max_image_pixels)
 
 
 def input_pipeline(config: TrainConfig, device: torch.device, count: int, size: int) -> str:
@@ -427,7 +439,8 @@ def fit(
     )
     bf16 = use_bf16(config.precision, device)
     place_model(model, device, bf16)
-    train_loader = build_loader(data.train, model.preprocessing, config, device, context, train=True)
+    landmarks = training_landmarks(config, data.train, run)
+    train_loader = build_loader(data.train, model.preprocessing, config, device, context, True, landmarks)
     validation_loader = build_loader(data.validation, model.preprocessing, config, device, context, train=False)
     train_sampler: EpochSampler = train_loader.sampler  # type: ignore[assignment]
     optimizer = build_optimizer(model, config)
