@@ -59,13 +59,14 @@ def read_landmarks(file: Path, root: Path) -> Landmarks:
 
 
 def write_landmarks(file: Path, root: Path, table: Mapping[Path, np.ndarray | None]) -> None:
-    """Store `table` in `file` (atomically: a crash leaves the old file or none)."""
+    """Store `table` in `file` (atomically: a crash leaves the old file or none; ranks of one run that each
+    write it replace it whole, with the same landmarks)."""
     faces = {
         relative_key(path, root): None if points is None else np.round(points, 2).tolist()
         for path, points in sorted(table.items(), key=lambda item: str(item[0]))
     }
     file.parent.mkdir(parents=True, exist_ok=True)
-    partial = file.with_name(file.name + ".partial")
+    partial = file.with_name(f"{file.name}.{os.getpid()}.partial")
     partial.write_text(json.dumps({"format": FORMAT, "detector": DETECTOR, "faces": faces}), encoding="utf-8")
     partial.replace(file)
 
