@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dfdetect.engine.checkpoint import atomic_write
 from dfdetect.errors import DatasetError, ImageLoadError
 
 logger = logging.getLogger(__name__)
@@ -60,15 +61,13 @@ def read_landmarks(file: Path, root: Path) -> Landmarks:
 
 def write_landmarks(file: Path, root: Path, table: Mapping[Path, np.ndarray | None]) -> None:
     """Store `table` in `file` (atomically: a crash leaves the old file or none; ranks of one run that each
-    write it replace it whole, with the same landmarks)."""
+    write it replace it whole, each from its own temporary file, with the same landmarks)."""
     faces = {
         relative_key(path, root): None if points is None else np.round(points, 2).tolist()
         for path, points in sorted(table.items(), key=lambda item: str(item[0]))
     }
-    file.parent.mkdir(parents=True, exist_ok=True)
-    partial = file.with_name(f"{file.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps({"format": FORMAT, "detector": DETECTOR, "faces": faces}), encoding="utf-8")
-    partial.replace(file)
+    text = json.dumps({"format": FORMAT, "detector": DETECTOR, "faces": faces})
+    atomic_write(file, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
 def find_landmarks(paths: Iterable[Path], max_pixels: int) -> Landmarks:
