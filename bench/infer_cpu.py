@@ -30,7 +30,7 @@ from dfdetect.data.images import load_rgb
 from dfdetect.models import Detector, create_model
 from dfdetect.runtime import preprocess_numpy
 from dfdetect.runtime.export import onnx_bytes
-from dfdetect.runtime.openvino_backend import RECHECK_MARGIN, OpenVinoPredictor, cpu_has_bf16, threshold_logit
+from dfdetect.runtime.openvino_backend import RECHECK_MARGIN, OpenVinoPredictor, cpu_has_bf16
 from dfdetect.runtime.torch_backend import TorchPredictor, load_model
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -151,10 +151,8 @@ def parity(checkpoint: Path, data: Path, batch_size: int) -> None:
     (0.5 when it has none); `checkpoint` may also name a shipped detector."""
     model, metadata = load_model(checkpoint)
     size = model.preprocessing.input_size
-    calibration = metadata.get("calibration") or {}
-    threshold = float(calibration.get("threshold", 0.5))
-    # the threshold on the model's own logits (calibration divides logits by the temperature)
-    target = threshold_logit(threshold) * float(calibration.get("temperature", 1.0))
+    calibrated = TorchPredictor(create_model_like(model), metadata, device="cpu")  # reads the stored calibration
+    threshold, target = calibrated.threshold, calibrated.logit_threshold
     samples = list_samples(split_folder(data, "Test"))
     inputs = np.stack([preprocess_numpy(load_rgb(s.path), model.preprocessing) for s in samples])
     paths = runners(model, size, recheck=metadata)

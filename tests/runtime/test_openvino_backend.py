@@ -54,7 +54,8 @@ def test_batch(trained_run: Path, tiny_dataset: Path) -> tuple[TorchPredictor, n
 def test_bf16_scores_near_the_threshold_are_redone_in_fp32(
     trained_run: Path, test_batch: tuple[TorchPredictor, np.ndarray, np.ndarray]
 ) -> None:
-    from dfdetect.runtime.openvino_backend import OpenVinoPredictor, threshold_logit
+    from dfdetect.runtime.base import threshold_logit
+    from dfdetect.runtime.openvino_backend import OpenVinoPredictor
 
     base, batch, fp32 = test_batch
     bf16 = OpenVinoPredictor(base, precision="bf16", recheck_margin=0.0).logits(batch)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -23,6 +24,15 @@ from dfdetect.preprocessing import Preprocessing
 logger = logging.getLogger(__name__)
 
 __all__ = ["METADATA_KEY", "BasePredictor", "Prediction", "expand_paths", "preprocess_numpy"]
+
+
+def threshold_logit(threshold: float) -> float:
+    """The logit whose sigmoid is `threshold` (+-inf at 1 and 0)."""
+    if threshold <= 0.0:
+        return -math.inf
+    if threshold >= 1.0:
+        return math.inf
+    return math.log(threshold / (1.0 - threshold))
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,11 @@ class BasePredictor(ABC):
         self.temperature = float(calibration.get("temperature", 1.0))
         self.threshold = threshold if threshold is not None else float(calibration.get("threshold", DEFAULT_THRESHOLD))
         self.threshold_policy = "given" if threshold is not None else calibration.get("policy", "0.5")
+
+    @property
+    def logit_threshold(self) -> float:
+        """The threshold on the model's own logits: calibration divides them by the temperature before the sigmoid."""
+        return threshold_logit(self.threshold) * self.temperature
 
     def label_of(self, p_real: float) -> str:
         return "real" if p_real >= self.threshold else "fake"

@@ -10,7 +10,6 @@ The PyTorch model stays loaded beside it for Grad-CAM and for anything else that
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import numpy as np
@@ -55,15 +54,6 @@ def cpu_has_bf16() -> bool:
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
-def threshold_logit(threshold: float) -> float:
-    """The logit whose sigmoid is `threshold` (+-inf at 1 and 0)."""
-    if threshold <= 0.0:
-        return -math.inf
-    if threshold >= 1.0:
-        return math.inf
-    return math.log(threshold / (1.0 - threshold))
-
-
 class OpenVinoPredictor(TorchPredictor):
     """A PyTorch TorchPredictor whose scoring runs through OpenVINO on the CPU: fp32 by default (scores equal to
     PyTorch's within 1e-4); precision="bf16" (or "auto": bf16 where the CPU has bf16 units) asks for speed.
@@ -105,7 +95,7 @@ class OpenVinoPredictor(TorchPredictor):
         """Logits for a preprocessed float32 (N, 3, H, W) batch; near-threshold ones come from the fp32 model."""
         if self.exact is None:
             return infer(self.compiled, batch)
-        target = threshold_logit(self.threshold) * self.temperature  # the threshold in the model's own logits
+        target = self.logit_threshold
         if self.near_share > FP32_FIRST_ABOVE:
             logits = infer(self.exact, batch)  # most scores crowd the threshold: a bf16 pass first costs more
             near = np.abs(logits - target) < self.recheck_margin
