@@ -19,6 +19,7 @@ import argparse
 import json
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -304,27 +305,26 @@ def main() -> None:
                 f"{row['bf16 img/s'] / row['fp32 img/s']:.2f}x | {check[0]} | {check[1]} |"
             )
         return
+    size, batch, epochs = args.image_size, args.batch_size, args.epochs
     for model_name in args.models.split(","):
-        row = {
-            "naive": naive_loop(model_name, samples, args.image_size, args.batch_size, device, args.epochs),
-            "dfdetect": dfdetect_loop(
-                model_name, samples, args.image_size, args.batch_size, device, args.epochs, False
+        columns = {
+            "naive": partial(naive_loop, model_name, samples, size, batch, device, epochs),
+            "dfdetect": partial(dfdetect_loop, model_name, samples, size, batch, device, epochs, False),
+            "dfdetect_workers": partial(
+                dfdetect_loop, model_name, samples, size, batch, device, epochs, False, "workers"
             ),
-            "dfdetect_workers": dfdetect_loop(
-                model_name, samples, args.image_size, args.batch_size, device, args.epochs, False, "workers"
-            ),
-            "ceiling": model_step_ceiling(model_name, args.image_size, args.batch_size, device, steps, False),
+            "ceiling": partial(model_step_ceiling, model_name, size, batch, device, steps, False),
         }
         if args.compile:
-            row["dfdetect_compiled"] = dfdetect_loop(
-                model_name, samples, args.image_size, args.batch_size, device, args.epochs, True
+            columns["dfdetect_compiled"] = partial(
+                dfdetect_loop, model_name, samples, size, batch, device, epochs, True
             )
-            row["ceiling_compiled"] = model_step_ceiling(
-                model_name, args.image_size, args.batch_size, device, steps, True
-            )
-        results["models"][model_name] = row
-        print(f"{model_name}: " + ", ".join(f"{k} {v:.0f} img/s" for k, v in row.items()), flush=True)
-        save(results, args.json)  # a run cut short by a time limit still leaves every finished model
+            columns["ceiling_compiled"] = partial(model_step_ceiling, model_name, size, batch, device, steps, True)
+        row = results["models"][model_name] = {}
+        for column, measure in columns.items():
+            row[column] = measure()
+            print(f"{model_name} {column}: {row[column]:.0f} img/s", flush=True)
+            save(results, args.json)  # a run cut short by a time limit still leaves every finished column
     results["decode"] = decode_rates(samples, args.image_size, args.batch_size, device)
 
     print(

@@ -1,10 +1,17 @@
+import json
 import logging
 from pathlib import Path
 
 import pytest
 
 from dfdetect.cli import main
-from dfdetect.experiment import experiment_config, most_confidently_wrong, run_experiment
+from dfdetect.experiment import (
+    experiment_config,
+    machine_description,
+    machines_paragraph,
+    most_confidently_wrong,
+    run_experiment,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +39,22 @@ def test_report_has_table_figures_and_configs(experiment) -> None:
     assert page.count("data:image/png;base64,") >= 8 and "<table>" in page
     assert [o.model for o in outcomes] == ["own_cnn", "efficientnet_lite0"]
     assert all(o.metrics["n_real"] == 12 for o in outcomes)
+
+
+def test_each_arm_records_its_machine(experiment) -> None:
+    _, outcomes, report = experiment
+    here = machine_description()
+    for outcome in outcomes:
+        assert json.loads((outcome.run_dir / "test" / "summary.json").read_text())["machine"] == here
+        assert outcome.machine == here
+    assert f"Machine: {here}" in report.read_text()  # all arms from this machine: one line
+
+
+def test_machines_paragraph_names_arms_from_elsewhere() -> None:
+    text = machines_paragraph([("a", "GPU box"), ("b", "GPU box"), ("c", None)], "laptop")
+    assert text.startswith("Machine, per arm") and "a, b: GPU box" in text and "c: not recorded" in text
+    assert text.endswith("Report built on: laptop")
+    assert machines_paragraph([("a", "laptop")], "laptop") == "Machine: laptop"
 
 
 def test_report_gains_intervals_and_calibrated_columns(experiment) -> None:
@@ -70,6 +93,8 @@ def test_rerun_skips_finished_models(experiment, tiny_dataset: Path, caplog: pyt
     assert code == 0
     assert (out / "own_cnn" / "checkpoints" / "best.safetensors").stat().st_mtime_ns == before
     assert "finished earlier, skipping" in caplog.text
+    configuration = (out / "report.md").read_text().split("Configuration:")[1]
+    assert "batch_size: 8\n" in configuration  # the configuration it was trained with, not this rerun's default
 
 
 def test_model_config_file_and_overrides(tmp_path: Path) -> None:

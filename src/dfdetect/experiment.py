@@ -61,6 +61,8 @@ class ModelOutcome:
     """Test metrics after temperature scaling and the EER threshold, both fitted on Validation."""
     held_out: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Metrics on each held-out evaluation set (--eval NAME=DIR), by name."""
+    machine: str | None = None
+    """Where the arm was trained and tested (None: a run from before the summary recorded it)."""
 
 
 def split_entry(entry: str) -> tuple[str, str]:
@@ -137,6 +139,7 @@ def run_model(
             "pretrained": config.pretrained,
             "calibrated_metrics": {**calibrated.metrics, "ece_raw": evaluation.metrics["ece"]},
             "calibration": calibration.to_dict(),
+            "machine": machine_description(),
         }
         summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
         tracker.log_metrics({f"test_{key}": value for key, value in evaluation.metrics.items()})
@@ -166,6 +169,7 @@ def run_model(
         scores,
         summary.get("calibrated_metrics"),
         {name: summary["held_out"][name] for name in (held_out or {})},
+        summary.get("machine"),
     )
 
 
@@ -176,6 +180,18 @@ def machine_description() -> str:
         f"{platform.platform()}; {torch.get_num_threads()} torch CPU threads; GPU: {gpu}; "
         f"Python {platform.python_version()}, torch {torch.__version__}, dfdetect {__version__}"
     )
+
+
+def machines_paragraph(arms: list[tuple[str, str | None]], here: str) -> str:
+    """Where each arm was trained and tested, and where the report was built (arms may come from other machines:
+    a finished arm is reused when the experiment is rerun elsewhere)."""
+    if all(machine == here for _, machine in arms):
+        return f"Machine: {here}"
+    by_machine: dict[str, list[str]] = {}
+    for name, machine in arms:
+        by_machine.setdefault(machine or "not recorded (a run from before dfdetect kept it)", []).append(name)
+    trained = "; ".join(f"{', '.join(names)}: {machine}" for machine, names in by_machine.items())
+    return f"Machine, per arm (training and Test): {trained}. Report built on: {here}"
 
 
 def thumbnail(path: str | Path, size: int = 128) -> np.ndarray:
@@ -196,7 +212,7 @@ def build_report(
     figures = out / "figures"
     report = Report("dfdetect experiment report")
     report.paragraph(f"Data: `{data}`. Command: `{command}`")
-    report.paragraph(f"Machine: {machine_description()}")
+    report.paragraph(machines_paragraph([(o.run_dir.name, o.machine) for o in outcomes], machine_description()))
     report.heading("Table 2: test-split results")
     rows = {
         o.model + (" (ImageNet)" if o.pretrained else " (scratch)"): {
@@ -302,6 +318,9 @@ def run_experiment(
             logger.info("experiment: %s (%s, pretrained: %s)", label, config.model, config.pretrained)
             with tracker.run(label, config.to_dict()):
                 outcomes.append(run_model(config, progress, tracker, held_out))
+            trained = RunFolder(out / label).config
+            if trained.is_file():  # an arm finished earlier reports the configuration it was trained with
+                configs[label] = build_config(read_yaml(trained))
         markdown, html = build_report(outcomes, data, out, command, configs)
         tracker.log_artifacts([markdown, html])
     return outcomes, markdown

