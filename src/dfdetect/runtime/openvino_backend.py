@@ -59,7 +59,7 @@ class OpenVinoPredictor(TorchPredictor):
     PyTorch's within 1e-4); precision="bf16" (or "auto": bf16 where the CPU has bf16 units) asks for speed.
 
     bf16 is not the default: on the shipped EfficientNet-Lite0 detectors at 128 px it moved logits by up to 0.93
-    on 64 DFDC Test fakes (fp32: 4e-5), and 3 of the 798 Test labels of dfdc-lite0-ens changed despite the fp32
+    on 64 DFDC Test fakes (fp32: 4e-5), and 3 of the 798 Test labels of dfdc-lite0-ens 1.0.0 changed despite the fp32
     recheck near the threshold, whose margin was measured on DenseNet121 (docs/results.md, section 5)."""
 
     runtime = "openvino"
