@@ -5,13 +5,18 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from dfdetect.data.dataset import EpochSampler
+from dfdetect.engine.distributed import DistributedContext, main_process_first
 from tests.conftest import TINY_TRAIN_FLAGS
 
 FLAGS = [*TINY_TRAIN_FLAGS, "--epochs", "2", "--device", "cpu", "--seed", "5", "--no-augment", "--lr", "3e-4"]
@@ -78,3 +83,33 @@ def test_torchrun_two_processes_match_one_process(tiny_dataset: Path, tmp_path: 
         assert abs(float(a["val_loss"]) - float(b["val_loss"])) <= VAL_LOSS_TOLERANCE, (a, b)
         assert abs(float(a["val_acc"]) - float(b["val_acc"])) <= VAL_ACC_TOLERANCE, (a, b)
     assert (multi / "checkpoints" / "best.safetensors").is_file()
+
+
+def _ordered_worker(rank: int, world_size: int, port: int, log: str) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    try:
+        with main_process_first(DistributedContext(rank, world_size)):
+            with open(log, "a") as handle:
+                handle.write(f"{rank} start\n")
+            if rank == 0:
+                time.sleep(0.5)  # rank 1, were it not held back, would start meanwhile
+            with open(log, "a") as handle:
+                handle.write(f"{rank} end\n")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_main_process_first_runs_rank_0_before_the_others(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "order.txt"
+    mp.spawn(_ordered_worker, args=(2, port, str(log)), nprocs=2, join=True)
+    assert log.read_text().split("\n")[:4] == ["0 start", "0 end", "1 start", "1 end"]
+
+
+def test_main_process_first_is_a_plain_block_without_torchrun() -> None:
+    ran = []
+    with main_process_first(DistributedContext()):
+        ran.append(True)
+    assert ran == [True]

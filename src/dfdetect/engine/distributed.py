@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +71,19 @@ def all_agree(flag: bool, context: DistributedContext) -> bool:
     decision = [flag]
     dist.broadcast_object_list(decision, src=0)
     return bool(decision[0])
+
+
+@contextmanager
+def main_process_first(context: DistributedContext) -> Iterator[None]:
+    """Rank 0 runs the block before the other ranks start it (they wait at a barrier): for work done once whose
+    result rank 0 writes to a file that the others then only read, like the landmarks of Train's faces."""
+    if context.enabled and not context.is_main:
+        dist.barrier()
+    try:
+        yield
+    finally:
+        if context.enabled and context.is_main:
+            dist.barrier()
 
 
 def cleanup(context: DistributedContext) -> None:

@@ -36,7 +36,14 @@ from dfdetect.data.pseudo_fakes import parse_makers
 from dfdetect.data.transforms import Preprocessing, build_eval_transform, build_train_transform
 from dfdetect.engine.checkpoint import atomic_write, build_metadata, load_checkpoint, save_checkpoint
 from dfdetect.engine.device import default_workers, place_model, resolve_device, use_bf16
-from dfdetect.engine.distributed import DistributedContext, all_agree, cleanup, gather_predictions, init_distributed
+from dfdetect.engine.distributed import (
+    DistributedContext,
+    all_agree,
+    cleanup,
+    gather_predictions,
+    init_distributed,
+    main_process_first,
+)
 from dfdetect.engine.loops import Progress, no_progress, predict_loader, train_one_epoch
 from dfdetect.metrics import binary_cross_entropy
 from dfdetect.models import Detector, create_model
@@ -201,13 +208,15 @@ def build_loader(
 
 
 def training_landmarks(
-    config: TrainConfig, samples: list[Sample], run: RunFolder
+    config: TrainConfig, samples: list[Sample], run: RunFolder, context: DistributedContext | None = None
 ) -> dict[Path, np.ndarray | None] | None:
-    """With `--pseudo-fakes sbi-landmarks`, the landmarks of Train's real faces, found once (data/landmarks.py)."""
+    """With `--pseudo-fakes sbi-landmarks`, the landmarks of Train's real faces, found once (data/landmarks.py);
+    under torchrun rank 0 finds the missing ones and the other ranks read its file."""
     if "sbi-landmarks" not in parse_makers(config.pseudo_fakes) or config.data is None:
         return None
     reals = [sample.path for sample in samples if sample.label == 1]
-    return landmarks_for(reals, config.landmarks or run.landmarks, config.data, config.max_image_pixels)
+    with main_process_first(context or DistributedContext()):
+        return landmarks_for(reals, config.landmarks or run.landmarks, config.data, config.max_image_pixels)
 
 
 def input_pipeline(config: TrainConfig, device: torch.device, count: int, size: int) -> str:
@@ -439,7 +448,7 @@ def fit(
     )
     bf16 = use_bf16(config.precision, device)
     place_model(model, device, bf16)
-    landmarks = training_landmarks(config, data.train, run)
+    landmarks = training_landmarks(config, data.train, run, context)
     train_loader = build_loader(data.train, model.preprocessing, config, device, context, True, landmarks)
     validation_loader = build_loader(data.validation, model.preprocessing, config, device, context, train=False)
     train_sampler: EpochSampler = train_loader.sampler  # type: ignore[assignment]
