@@ -37,6 +37,7 @@ def test_saved_config_reloads_identically(tmp_path: Path) -> None:
         ({"fraction": 0}, "fraction"),
         ({"device": "tpu"}, "device"),
         ({"compile": "maybe"}, "compile"),
+        ({"ema_decay": 1.0}, "ema_decay must be in"),
     ],
 )
 def test_bad_values_are_named(overrides: dict, message: str) -> None:

@@ -81,6 +81,11 @@ class TrainConfig:
         MONITORS,
     )
     label_smoothing: float = setting(0.0, "binary targets become 1 - s/2 and s/2 (0: plain BCE, the study)")
+    ema_decay: float = setting(
+        0.0,
+        "keep an exponential moving average of the weights, updated every step with this decay (e.g. 0.999); it is "
+        "what validation scores and the checkpoints keep (0: off, the study)",
+    )
     pseudo_fakes: str = setting(
         "",
         "fakes made from real training faces on the fly, comma-separated: sbi (self-blending, ellipse mask), "
@@ -118,6 +123,7 @@ class TrainConfig:
             (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
             (self.monitor in MONITORS, f"monitor must be one of {MONITORS}"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
+            (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
             (0 <= self.pseudo_fake_p <= 1, "pseudo_fake_p must be in [0, 1]"),
             (self.real_fakes or bool(self.pseudo_fakes), "real_fakes: without the dataset's fakes, give pseudo_fakes"),
             (

@@ -12,7 +12,14 @@ import torch
 from dfdetect.config import TrainConfig
 from dfdetect.engine.checkpoint import load_checkpoint
 from dfdetect.engine.device import cpu_has_bf16_units, use_bf16
-from dfdetect.engine.trainer import EarlyStopping, SmoothedBCEWithLogits, build_optimizer, build_scheduler, fit
+from dfdetect.engine.trainer import (
+    EarlyStopping,
+    SmoothedBCEWithLogits,
+    build_ema,
+    build_optimizer,
+    build_scheduler,
+    fit,
+)
 from dfdetect.models import create_model
 from dfdetect.runtime.torch_backend import load_model
 from tests.conftest import tiny_config
@@ -151,3 +158,46 @@ def test_strong_recipe_options_train_and_keep_the_best_auc_epoch(tiny_dataset: P
     _, metadata, _ = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.safetensors")
     assert metadata["epoch"] == result.best_epoch
     assert result.best_val_loss == result.history[result.best_epoch - 1]["val_loss"]
+
+
+def test_weight_ema_follows_the_weights_with_its_decay() -> None:
+    model = torch.nn.Linear(2, 1)
+    ema = build_ema(model, TrainConfig(ema_decay=0.75))
+    assert ema is not None and build_ema(model, TrainConfig()) is None  # 0: off
+    with torch.no_grad():
+        model.weight.fill_(4.0)
+        ema.update_parameters(model)  # the first update copies
+        model.weight.fill_(8.0)
+        ema.update_parameters(model)
+    assert torch.allclose(ema.module.weight, torch.full((1, 2), 0.75 * 4.0 + 0.25 * 8.0))
+    assert int(ema.n_averaged) == 2
+
+
+def test_weight_ema_is_what_validation_scores_and_checkpoints_keep(tiny_dataset: Path, tmp_path: Path) -> None:
+    config = tiny_config(tiny_dataset, tmp_path / "ema", epochs=2, ema_decay=0.9, lr=1e-2)
+    result = fit(config)
+    kept, _, train_state = load_checkpoint(tmp_path / "ema" / "checkpoints" / "last.safetensors")
+    assert train_state is not None and train_state["ema_updates"] == 2 * 48 // 8  # one update per step
+    raw = train_state["raw_model"]
+    assert not torch.equal(kept["backbone.0.weight"], raw["backbone.0.weight"])  # the average is kept, not the raw
+    best, _, _ = load_checkpoint(tmp_path / "ema" / "checkpoints" / "best.safetensors")
+    assert result.model is not None
+    assert all(torch.equal(best[key], value) for key, value in result.model.state_dict().items())
+
+
+def test_a_run_with_weight_ema_resumes_to_the_same_weights(tiny_dataset: Path, tmp_path: Path) -> None:
+    straight = fit(tiny_config(tiny_dataset, tmp_path / "straight", epochs=2, ema_decay=0.9))
+    interrupted = tiny_config(tiny_dataset, tmp_path / "resumed", epochs=2, ema_decay=0.9)
+
+    def crash_after_the_first_epoch(row: dict[str, float]) -> None:
+        raise KeyboardInterrupt  # after epoch 1's checkpoint, as a kill would
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(interrupted, on_epoch=crash_after_the_first_epoch)
+    resumed = fit(interrupted, resume=True)
+    assert [row["val_loss"] for row in resumed.history] == [row["val_loss"] for row in straight.history]
+    one, _, state_one = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.safetensors")
+    two, _, state_two = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.safetensors")
+    assert all(torch.equal(one[key], two[key]) for key in one)
+    assert state_one is not None and state_two is not None
+    assert all(torch.equal(state_one["raw_model"][key], state_two["raw_model"][key]) for key in state_one["raw_model"])

@@ -82,11 +82,12 @@ def train_one_epoch(
     description: str = "train",
     bf16: bool | None = None,
     step_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> EpochStats:
     """One pass over the training data; returns the loss and accuracy sums over all its images.
 
-    `step_scheduler`, when given, is stepped after every batch (warm-up + cosine); the loss is on the
-    criterion's targets, the accuracy on the true labels."""
+    `step_scheduler`, when given, is stepped after every batch (warm-up + cosine), and `after_step` called (the
+    weight EMA's update); the loss is on the criterion's targets, the accuracy on the true labels."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     start = time.perf_counter()
@@ -97,6 +98,8 @@ def train_one_epoch(
         loss, logits = training_step(model, images, labels, criterion, optimizer, device, bf16)
         if step_scheduler is not None:
             step_scheduler.step()
+        if after_step is not None:
+            after_step()
         batch = labels.numel()
         total_loss += loss.item() * batch
         correct += int(((logits.detach() >= 0).float() == labels).sum().item())

@@ -10,6 +10,7 @@ DistributedDataParallel.
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import math
 import os
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from dfdetect.config import TrainConfig, save_config
@@ -312,6 +314,9 @@ class TrainingState:
     early_stopping: dict[str, Any]
     history: list[dict[str, float]]
     finished: bool = False
+    raw_model: dict[str, Any] = field(default_factory=dict)
+    """With a weight EMA the checkpoint's weights are the average; the raw weights training goes on from are here."""
+    ema_updates: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -320,6 +325,8 @@ class TrainingState:
             "early_stopping": self.early_stopping,
             "history": self.history,
             "finished": self.finished,
+            "raw_model": self.raw_model,
+            "ema_updates": self.ema_updates,
         }
 
     @classmethod
@@ -330,6 +337,8 @@ class TrainingState:
             state["early_stopping"],
             list(state["history"]),
             bool(state.get("finished", False)),
+            dict(state.get("raw_model") or {}),
+            int(state.get("ema_updates", 0)),
         )
 
 
@@ -377,18 +386,31 @@ def restore_training(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     stopper: EarlyStopping,
+    ema: AveragedModel | None = None,
 ) -> tuple[TrainingState, int]:
-    """Load `last` into the model, optimizer, schedule and early stopping; returns its state and the next epoch."""
+    """Load `last` into the model (and its weight EMA), optimizer, schedule and early stopping; returns its state
+    and the next epoch."""
     model_state, metadata, saved = load_checkpoint(run.last)
     if saved is None:
         raise ValueError(f"{run.last}: holds no training state to resume from")
     state = TrainingState.from_dict(saved)
-    model.load_state_dict(model_state)
+    model.load_state_dict(state.raw_model or model_state)
+    if ema is not None:  # a run saved without an EMA starts one from its weights
+        ema.module.load_state_dict(model_state)
+        ema.n_averaged.fill_(state.ema_updates if state.raw_model else 0)
     optimizer.load_state_dict(state.optimizer)
     scheduler.load_state_dict(state.scheduler)
     stopper.load_state_dict(state.early_stopping)
     logger.info("resuming %s from epoch %d", run.root, int(metadata["epoch"]) + 1)
     return state, int(metadata["epoch"]) + 1
+
+
+def build_ema(model: nn.Module, config: TrainConfig) -> AveragedModel | None:
+    """The weight EMA (torch.optim.swa_utils): a copy of the model whose weights and BatchNorm statistics follow
+    the trained ones, `config.ema_decay` per step; None when off."""
+    if config.ema_decay <= 0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
 
 
 def training_device(config: TrainConfig, context: DistributedContext) -> torch.device:
@@ -460,9 +482,10 @@ def fit(
     if writer is not None:
         writer.start(data)
         logger.info("data: %s; %d bad file(s) skipped", data.summary(), len(data.bad_files))
+    ema = build_ema(model, config)
     state, start_epoch = TrainingState({}, {}, {}, []), 1
     if resume:
-        state, start_epoch = restore_training(run, model, optimizer, scheduler, stopper)
+        state, start_epoch = restore_training(run, model, optimizer, scheduler, stopper, ema)
         if state.finished:
             start_epoch = config.epochs + 1
     history = state.history
@@ -493,8 +516,10 @@ def fit(
             f"epoch {epoch}/{config.epochs} train",
             bf16,
             scheduler if per_step else None,
+            None if ema is None else functools.partial(ema.update_parameters, model),
         ).reduced(context)
-        labels, scores = predict_loader(step_model, validation_loader, device, quiet, f"epoch {epoch} validate", bf16)
+        evaluated = step_model if ema is None else ema.module  # with an EMA, the average is what is kept
+        labels, scores = predict_loader(evaluated, validation_loader, device, quiet, f"epoch {epoch} validate", bf16)
         labels, scores = gather_predictions(labels, scores, context)
         if not per_step:
             scheduler.step()
@@ -514,7 +539,9 @@ def fit(
             state = TrainingState(
                 optimizer.state_dict(), scheduler.state_dict(), stopper.state_dict(), history, finished
             )
-            writer.save_epoch(model, row, improved, state)
+            if ema is not None:
+                state.raw_model, state.ema_updates = model.state_dict(), int(ema.n_averaged)
+            writer.save_epoch(model if ema is None else ema.module, row, improved, state)
         if on_epoch is not None:
             on_epoch(row)
         # Every rank computed the same gathered metrics; rank 0's verdict is broadcast to rule out any drift.
