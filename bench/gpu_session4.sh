@@ -17,6 +17,11 @@
 #            then the report over all six arms; the candidates' best weights come back in fp16, the rest of the
 #            folder (histories, Test and Validation scores, figures, report) as one tar.
 # Minutes per process side by side are not training-speed figures; section 4's table is.
+#   next     carry local/p3, for the next session (issue 10's open ablations, each against strong224): Lite1 at
+#            240 px to the end of its schedule, strong224 with --ema-decay 0.999, and with --backbone-lr-factor 0.1
+# Run on 2026-11-27 (docs/results.md, section 16): all but Lite1's last two epochs and the bench came back. Every
+# training process now ends by one deadline (TRAIN_SECONDS after the stage starts; before, each of B's two arms
+# had its own, and the call's limit cut the report), and the bench runs the uncompiled columns first.
 set -u
 STAGE=${1:?stage: bench, receive or train}
 STAGE_DIR=${STAGE_DIR:-/tmp/stage}
@@ -30,13 +35,15 @@ stamp() { echo "=== $(date +%T) $*" | tee -a "$LOG"; }
 receive() { cp -a "local/$1/." "$STAGE_DIR/" && stamp "received $1: $(du -sh "$STAGE_DIR" | cut -f1) staged"; }
 count() { find "$DATA/$1" -type f 2>/dev/null | wc -l; }
 
+DEADLINE=$((SECONDS + ${TRAIN_SECONDS:-330}))  # one end for every training process, however many arms it runs
+left() { echo $((DEADLINE - SECONDS > 1 ? DEADLINE - SECONDS : 1)); }
+
 experiment() {  # one process's arms; $1 = its log name; a failure on the cache path retries on the workers path
     local name=$1
     shift
-    timeout "${TRAIN_SECONDS:-330}" python3 -m dfdetect experiment --data "$DATA" --out "$EXP" "$@" \
-        >"$WORK/$name.log" 2>&1 ||
+    timeout "$(left)" python3 -m dfdetect experiment --data "$DATA" --out "$EXP" "$@" >"$WORK/$name.log" 2>&1 ||
         { grep -q "Traceback" "$WORK/$name.log" && stamp "$name failed, retrying on the workers path" &&
-            timeout "${RETRY_SECONDS:-150}" python3 -m dfdetect experiment --data "$DATA" --out "$EXP" "$@" \
+            timeout "$(left)" python3 -m dfdetect experiment --data "$DATA" --out "$EXP" "$@" \
                 --input-pipeline workers >>"$WORK/$name.log" 2>&1; }
     stamp "$name ended: $(grep -E "epoch [0-9]|Error|stopping" "$WORK/$name.log" | tail -2 | tr '\n' ' ')"
 }
@@ -54,15 +61,32 @@ print("exported", sys.argv[2])
 EOF
 }
 
+report_and_pack() {  # the report over the finished arms among "$@" (LABEL=MODEL), then everything but weights
+    stamp "report over the finished arms"
+    local arms="" arm
+    for arm in "$@"; do
+        [ -f "$EXP/${arm%%=*}/test/summary.json" ] && arms="$arms,$arm"  # finished arms only: no training here
+    done
+    [ -n "$arms" ] && timeout 60 python3 -m dfdetect experiment --data "$DATA" --out "$EXP" --workers 8 \
+        --models "${arms#,}" >"$WORK/report.log" 2>&1
+    tail -25 "$WORK/report.log" 2>/dev/null | tee -a "$LOG"
+    cp "$WORK"/*.log "$EXP/" 2>/dev/null
+    tar -C "$WORK" -czf "$OUT/experiment.tar.gz" --exclude='*.safetensors' experiment
+    stamp "packed: $(ls -la "$OUT" | tail -n +2 | awk '{print $5, $9}' | tr '\n' ' ')"
+}
+
 case $STAGE in
 bench)
     receive p1
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$LOG"
     python3 -c "import torch, torchvision, timm; print('torch', torch.__version__, torchvision.__version__, timm.__version__)" |
         tee -a "$LOG"
-    stamp "training throughput, 256 px, 1,024 synthetic JPEGs, with --compile"
-    timeout "${BENCH_SECONDS:-170}" python3 bench/train_throughput.py --images 1024 --image-size 256 --epochs 2 \
-        --models densenet121,own_cnn --compile --data "$WORK/bench-data" --json "$OUT/train_throughput.json" 2>&1 |
+    stamp "training throughput, 256 px, 1,024 synthetic JPEGs; then densenet121 with --compile"
+    timeout "${BENCH_SECONDS:-90}" python3 bench/train_throughput.py --images 1024 --image-size 256 --epochs 2 \
+        --models densenet121,own_cnn --data "$WORK/bench-data" --json "$OUT/train_throughput.json" 2>&1 |
+        grep --line-buffered -v Warning | tee -a "$LOG"
+    timeout "${COMPILE_SECONDS:-150}" python3 bench/train_throughput.py --images 1024 --image-size 256 --epochs 2 \
+        --models densenet121 --compile --data "$WORK/bench-data" --json "$OUT/train_throughput_compile.json" 2>&1 |
         grep --line-buffered -v Warning | tee -a "$LOG"
     stamp "bench done"
     ;;
@@ -86,18 +110,22 @@ train)
         --landmarks "$STAGE_DIR/landmarks.json"
         export_half mixlm224; } &
     wait
-    stamp "report over all arms"
-    arms=""
-    for arm in own_cnn=own_cnn densenet121=densenet121 efficientnet_lite0=efficientnet_lite0 \
-        strong224=efficientnet_lite0 mixlm224=efficientnet_lite0 strong-lite1=efficientnet_lite1; do
-        [ -f "$EXP/${arm%%=*}/test/summary.json" ] && arms="$arms,$arm"  # finished arms only: no training here
-    done
-    timeout 60 python3 -m dfdetect experiment --data "$DATA" --out "$EXP" --workers 8 --models "${arms#,}" \
-        >"$WORK/report.log" 2>&1
-    tail -25 "$WORK/report.log" | tee -a "$LOG"
-    cp "$WORK"/*.log "$EXP/" 2>/dev/null
-    tar -C "$WORK" -czf "$OUT/experiment.tar.gz" --exclude='*.safetensors' experiment
-    stamp "packed: $(ls -la "$OUT" | tail -n +2 | awk '{print $5, $9}' | tr '\n' ' ')"
+    report_and_pack own_cnn=own_cnn densenet121=densenet121 efficientnet_lite0=efficientnet_lite0 \
+        strong224=efficientnet_lite0 mixlm224=efficientnet_lite0 strong-lite1=efficientnet_lite1
+    ;;
+next)  # for the next session (issue 10's open ablations), after `bench` and `receive` as above
+    receive p3
+    [ "$(count Train/Fake)" -gt 0 ] && [ "$(count Train/Real)" -gt 0 ] || { stamp "data missing"; exit 3; }
+    strong=(--recipe strong --epochs "${STRONG_EPOCHS:-10}" --workers 3)
+    { experiment E1 --models strong-lite1=efficientnet_lite1 --image-size "${LITE1_SIZE:-240}" "${strong[@]}"
+        export_half strong-lite1; } &
+    { experiment E2 --models ema224=efficientnet_lite0 --image-size "${SIZE:-224}" --ema-decay 0.999 "${strong[@]}"
+        export_half ema224; } &
+    { experiment E3 --models blr224=efficientnet_lite0 --image-size "${SIZE:-224}" --backbone-lr-factor 0.1 \
+        "${strong[@]}"
+        export_half blr224; } &
+    wait
+    report_and_pack strong-lite1=efficientnet_lite1 ema224=efficientnet_lite0 blr224=efficientnet_lite0
     ;;
 *)
     echo "unknown stage $STAGE" >&2
