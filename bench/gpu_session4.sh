@@ -56,10 +56,11 @@ export_half() {  # best weights of one arm in fp16 (metadata kept) to $OUT: an f
 import sys
 from safetensors import safe_open
 from safetensors.torch import save_file
+from dfdetect.pretrained.release import half_precision
 with safe_open(sys.argv[1], "pt") as f:
     tensors = {k: f.get_tensor(k) for k in f.keys()}
     meta = f.metadata()
-save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, sys.argv[2], metadata=meta)
+save_file(half_precision(tensors), sys.argv[2], metadata=meta)
 print("exported", sys.argv[2])
 EOF
 }
