@@ -60,8 +60,8 @@ def read_landmarks(file: Path, root: Path) -> Landmarks:
 
 
 def write_landmarks(file: Path, root: Path, table: Mapping[Path, np.ndarray | None]) -> None:
-    """Store `table` in `file` (atomically: a crash leaves the old file or none; ranks of one run that each
-    write it replace it whole, each from its own temporary file, with the same landmarks)."""
+    """Store `table` in `file` (atomically: a crash leaves the old file or none; under torchrun only rank 0
+    writes it, see engine.trainer.training_landmarks)."""
     faces = {
         relative_key(path, root): None if points is None else np.round(points, 2).tolist()
         for path, points in sorted(table.items(), key=lambda item: str(item[0]))
