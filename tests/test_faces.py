@@ -97,3 +97,31 @@ def test_the_default_margin_matches_the_training_crops(real_data: Path) -> None:
             ratios.append(image.width / faces[0].size)
     assert len(ratios) >= 25
     assert abs(float(np.median(ratios)) - (1 + 2 * DEFAULT_MARGIN)) < 0.1
+
+
+def test_face_cropper_finds_each_box_once_and_scores_faceless_images_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dfdetect import faces
+    from dfdetect.faces import FaceCropper, crop_box
+
+    paths = [tmp_path / "loose.png", tmp_path / "small.png", tmp_path / "grey.png"]
+    scene(160, 240, 120).save(paths[0])
+    scene(90, 60, 300, seed=1).save(paths[1])
+    Image.new("RGB", (320, 240), "grey").save(paths[2])
+    cropper = FaceCropper(margin=-0.15)
+    boxes = cropper.boxes_of(paths, max_pixels=10**7)
+    for path in paths[:2]:
+        image = Image.open(path)
+        [face] = detect_faces(image, "mtcnn")
+        assert boxes[path] == crop_box(image, face, -0.15)
+        left, top, right, bottom = boxes[path]
+        assert right - left == pytest.approx(0.7 * face.size, abs=1) and abs((right - left) - (bottom - top)) <= 1
+    assert boxes[paths[2]] is None
+    assert cropper.summary(paths) == {"detector": "mtcnn", "margin": -0.15, "faces_found": 2, "scored_whole": 1}
+
+    def no_second_search(*_: object) -> None:
+        raise AssertionError("a box is found once per image")
+
+    monkeypatch.setattr(faces, "largest_face", no_second_search)
+    assert cropper.boxes_of(paths[::-1], max_pixels=10**7) == {path: boxes[path] for path in paths[::-1]}

@@ -109,6 +109,19 @@ def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def add_face_options(parser: argparse.ArgumentParser) -> None:
+    """--face-detector and --face-margin, shared by predict (--crop-face, videos) and evaluate (--crop-face)."""
+    parser.add_argument(
+        "--face-detector", choices=("mtcnn", "haar"), default="mtcnn", help="MTCNN (default) or OpenCV's Haar cascade"
+    )
+    parser.add_argument(
+        "--face-margin",
+        type=float,
+        default=DEFAULT_MARGIN,
+        help=f"share of the face box added on each side (default {DEFAULT_MARGIN}: as tight as the DFDC crops)",
+    )
+
+
 def add_scoring_options(parser: argparse.ArgumentParser) -> None:
     """--model, --runtime, --device and --threshold, as predict and serve take them."""
     from dfdetect.pretrained import DEFAULT_DETECTOR
@@ -238,6 +251,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
     from dfdetect import pretrained
     from dfdetect.engine.checkpoint import resolve_checkpoint
     from dfdetect.evaluation import cross_evaluate, score_split, write_evaluation
+    from dfdetect.faces import FaceCropper
     from dfdetect.reporting.tables import (
         CROSS_METRICS,
         LABEL_NOTE,
@@ -256,6 +270,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
         "bootstrap": args.bootstrap,
         "seed": args.seed,
         "progress": tqdm_progress,
+        "face_crop": FaceCropper(args.face_detector, args.face_margin) if args.crop_face else None,
     }
     if len(models) > 1 or len(datasets) > 1:
         out = args.out or Path("evaluation")
@@ -273,7 +288,10 @@ def command_evaluate(args: argparse.Namespace) -> int:
     out = args.out or run.evaluation(evaluation.folder.name) / "metrics.json"
     name = predictor.model_label
     write_evaluation(evaluation, out, args.per_image, title=name)
-    print(f"{name} on {evaluation.folder} ({len(evaluation.samples)} images, {len(evaluation.bad_files)} skipped)\n")
+    print(f"{name} on {evaluation.folder} ({len(evaluation.samples)} images, {len(evaluation.bad_files)} skipped)")
+    if crop := evaluation.metrics["face_crop"]:
+        print(f"cut to their largest face: {crop['faces_found']}; no face found, scored whole: {crop['scored_whole']}")
+    print()
     print(table2({name: evaluation.metrics}))
     print()
     print(metrics_table(evaluation.metrics))
@@ -635,6 +653,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--workers", type=int, default=-1)
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--strict-data", action="store_true")
+    evaluate.add_argument(
+        "--crop-face",
+        action="store_true",
+        help="cut each image to its largest face first, framed like the training crops (for photos that are not "
+        "tight face crops); images without a face are scored whole and counted",
+    )
+    add_face_options(evaluate)
 
     experiment = commands.add_parser("experiment", help="train, test and compare several models; write a report")
     add_train_options(experiment)
@@ -694,15 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="videos: mean logit of the frames (default), the most fake frame, or the DFDC winner's rule",
     )
     predict.add_argument("--per-frame", type=Path, metavar="FILE", help="videos: every frame's box and score (CSV)")
-    predict.add_argument(
-        "--face-detector", choices=("mtcnn", "haar"), default="mtcnn", help="MTCNN (default) or OpenCV's Haar cascade"
-    )
-    predict.add_argument(
-        "--face-margin",
-        type=float,
-        default=DEFAULT_MARGIN,
-        help=f"share of the face box added on each side (default {DEFAULT_MARGIN}: as tight as the DFDC crops)",
-    )
+    add_face_options(predict)
 
     export = commands.add_parser("export", help="export a trained detector to ONNX")
     export.add_argument("--model", type=Path, required=True, help="run folder, checkpoint or shipped detector")

@@ -21,6 +21,7 @@ from dfdetect.engine.checkpoint import load_checkpoint, resolve_checkpoint, save
 from dfdetect.engine.device import default_workers
 from dfdetect.engine.loops import Progress, no_progress, predict_loader
 from dfdetect.errors import ConfigError
+from dfdetect.faces import FaceCropper
 from dfdetect.metrics import bootstrap_intervals, classification_metrics, reliability_curve
 from dfdetect.pretrained import folder as pretrained_folder
 from dfdetect.reporting.plots import plot_confusion_matrix, plot_reliability, plot_roc_curves, save_figure
@@ -54,12 +55,17 @@ def score_split(
     progress: Progress = no_progress,
     bootstrap: int = 0,
     seed: int = 0,
+    face_crop: FaceCropper | None = None,
 ) -> Evaluation:
     """Score every image of a split (or of a folder holding Real/Fake, or only one of them) and compute all
-    metrics at once; with `bootstrap` resamples, 95% intervals of each metric too (`intervals_95`)."""
+    metrics at once; with `bootstrap` resamples, 95% intervals of each metric too (`intervals_95`). With
+    `face_crop`, each image is cut to its largest face first, framed like the training crops (`face_crop` in
+    the metrics says how many faces were found and how many images were scored whole)."""
     folder = split_folder(data, split)
     samples, bad = load_split(data, split, strict=strict, max_pixels=max_pixels, one_class=True)
-    dataset = FaceDataset(samples, predictor.transform, max_pixels)
+    paths = [sample.path for sample in samples]
+    crops = face_crop.boxes_of(paths, max_pixels) if face_crop else None
+    dataset = FaceDataset(samples, predictor.transform, max_pixels, crops=crops)
     loader = make_loader(dataset, batch_size, default_workers(workers), pin_memory=predictor.device.type == "cuda")
     labels, scores = predict_loader(predictor.model, loader, predictor.device, progress, f"evaluate {folder.name}")
     scores = predictor.calibrated_scores(scores)
@@ -75,7 +81,11 @@ def score_split(
         if bootstrap
         else None,
         "policies": policy_metrics(labels, scores, predictor.metadata.get("calibration")),
+        "face_crop": face_crop.summary(paths) if face_crop else None,
     }
+    if face_crop and metrics["face_crop"]["scored_whole"]:
+        whole = metrics["face_crop"]["scored_whole"]
+        logger.warning("%s: no face found in %d of %d images; they were scored whole", folder, whole, len(paths))
     return Evaluation(metrics, labels, scores, samples, bad, folder)
 
 
@@ -150,9 +160,11 @@ def cross_evaluate(
     bootstrap: int = 1000,
     seed: int = 0,
     progress: Progress = no_progress,
+    face_crop: FaceCropper | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Every model on every dataset: `out/<model>/<dataset>/` holds each cell's metrics and figures, `out/
-    results.json` all of them, `out/tables.md` one table per metric (rows = models, columns = datasets)."""
+    results.json` all of them, `out/tables.md` one table per metric (rows = models, columns = datasets). With
+    `face_crop`, every image is cut to its largest face first (found once, whatever the number of models)."""
     from dfdetect.reporting.tables import CROSS_METRICS, LABEL_NOTE, cross_table
 
     results: dict[str, dict[str, dict[str, Any]]] = {}
@@ -170,6 +182,7 @@ def cross_evaluate(
                 progress=progress,
                 bootstrap=bootstrap,
                 seed=seed,
+                face_crop=face_crop,
             )
             write_evaluation(
                 evaluation, out / model_name / data_name / "metrics.json", title=f"{model_name}, {data_name}"
@@ -179,8 +192,24 @@ def cross_evaluate(
     (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     sections = [f"## {metric}\n\n{cross_table(results, metric)}\n" for metric in CROSS_METRICS]
     note = f"Split: {split}. Cells: value [95% bootstrap interval, {bootstrap} stratified resamples]. {LABEL_NOTE}\n"
+    if face_crop:
+        note += f"\n{face_crop_note(face_crop, results)}\n"
     (out / "tables.md").write_text("# Models x datasets\n\n" + note + "\n" + "\n".join(sections), encoding="utf-8")
     return results
+
+
+def face_crop_note(face_crop: FaceCropper, results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    """One sentence for a report: how the images were cropped and, per dataset, in how many a face was found."""
+    first_model = next(iter(results.values()), {})  # every model saw the same boxes
+    counts = []
+    for data, metrics in first_model.items():
+        crop = metrics["face_crop"]
+        counts.append(f"{data} {crop['faces_found']}/{crop['faces_found'] + crop['scored_whole']}")
+    return (
+        f"Images were cut to their largest face ({face_crop.detector}, margin {face_crop.margin:+.2f} of the box on "
+        f"each side, as the training crops) before scoring; faces found: {', '.join(counts)} (the rest were scored "
+        "whole)."
+    )
 
 
 def calibrate_checkpoint(

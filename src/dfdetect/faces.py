@@ -9,8 +9,12 @@ bench/face_detectors.py measures both detectors.
 
 from __future__ import annotations
 
+import logging
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,11 +22,18 @@ from PIL import Image
 
 from dfdetect.errors import ConfigError, ImageLoadError
 
+logger = logging.getLogger(__name__)
+
 DETECTORS = ("mtcnn", "haar")
 DEFAULT_DETECTOR = "mtcnn"
 """Found more faces with fewer false detections than the Haar cascade (docs/results.md, face detectors)."""
 DEFAULT_MARGIN = -0.15
 """Share of the face box added on each side (negative: the crop is tighter than the box), as in the training crops."""
+
+LOG_EVERY = 500
+"""Images between progress lines while faces are found for a dataset."""
+
+CropBox = tuple[int, int, int, int]
 
 _LOCAL = threading.local()
 
@@ -95,11 +106,62 @@ def crop_face(image: Image.Image, face: Face, margin: float = DEFAULT_MARGIN) ->
     return image.crop(crop_box(image, face, margin))
 
 
+def largest_face(image: Image.Image, detector: str = DEFAULT_DETECTOR) -> Face | None:
+    """The largest face at least a twelfth of the image's shorter side (20 px or more) across, or None."""
+    faces = detect_faces(image, detector, min_size=max(20, min(image.size) // 12))
+    return faces[0] if faces else None
+
+
 def crop_largest_face(
     image: Image.Image, name: str = "<image>", margin: float = DEFAULT_MARGIN, detector: str = DEFAULT_DETECTOR
 ) -> Image.Image:
     """The largest detected face, cropped with `margin`; NoFaceError if there is none."""
-    faces = detect_faces(image, detector, min_size=max(20, min(image.size) // 12))
-    if not faces:
+    face = largest_face(image, detector)
+    if face is None:
         raise NoFaceError(name, "no face found (--crop-face)")
-    return crop_face(image, faces[0], margin)
+    return crop_face(image, face, margin)
+
+
+@dataclass
+class FaceCropper:
+    """Crops a dataset's images to their largest face, framed like the training crops (`evaluate --crop-face`).
+
+    A detector trained on tight face crops scores a loosely framed photo (head, shoulders, background) as
+    something it never saw; cropping it the way the training faces were cropped puts it back in their frame
+    (docs/results.md, section 17). The boxes are found once per image and kept, so every model scored on the
+    same data reuses them. An image without a face (or unreadable) has no box and is scored whole.
+    """
+
+    detector: str = DEFAULT_DETECTOR
+    margin: float = DEFAULT_MARGIN
+    boxes: dict[Path, CropBox | None] = field(default_factory=dict)
+
+    def boxes_of(self, paths: Iterable[Path], max_pixels: int) -> dict[Path, CropBox | None]:
+        """The crop box of each image's largest face (None: no face found; the image is scored whole)."""
+        from dfdetect.data.images import load_rgb
+
+        paths = list(paths)
+        missing = [path for path in paths if path not in self.boxes]
+        started = time.perf_counter()
+        for done, path in enumerate(missing, start=1):
+            try:
+                image = load_rgb(path, max_pixels=max_pixels)
+            except ImageLoadError as error:  # the loader reports it again as a bad file
+                logger.warning("%s", error)
+                self.boxes[path] = None
+                continue
+            face = largest_face(image, self.detector)
+            self.boxes[path] = None if face is None else crop_box(image, face, self.margin)
+            if done % LOG_EVERY == 0 or done == len(missing):
+                logger.info("faces: %d/%d images, %.0f s", done, len(missing), time.perf_counter() - started)
+        return {path: self.boxes[path] for path in paths}
+
+    def summary(self, paths: Iterable[Path]) -> dict[str, Any]:
+        """What a report states about the crops of `paths`: detector, margin, faces found, images scored whole."""
+        boxes = [self.boxes.get(path) for path in paths]
+        return {
+            "detector": self.detector,
+            "margin": self.margin,
+            "faces_found": sum(box is not None for box in boxes),
+            "scored_whole": sum(box is None for box in boxes),
+        }

@@ -32,12 +32,14 @@ class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         pseudo_fakes: Sequence[str] = (),
         pseudo_fake_p: float = 0.5,
         landmarks: Mapping[Path, np.ndarray | None] | None = None,
+        crops: Mapping[Path, tuple[int, int, int, int] | None] | None = None,
     ) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.max_pixels = max_pixels
         self.pseudo_fakes, self.pseudo_fake_p = list(pseudo_fakes), pseudo_fake_p
         self.landmarks = landmarks or {}  # found once before training (data/landmarks.py); else MTCNN per image
+        self.crops = crops or {}  # face boxes found once (faces.FaceCropper); an image without one is used whole
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -46,6 +48,9 @@ class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         index, seed = key if isinstance(key, tuple) else (key, None)
         sample = self.samples[index]
         image = load_rgb(sample.path, max_pixels=self.max_pixels)
+        box = self.crops.get(sample.path)
+        if box is not None:
+            image = image.crop(box)
         if seed is None:
             return self.transform(image), torch.tensor(float(sample.label))
         label = sample.label
