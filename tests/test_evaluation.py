@@ -1,5 +1,6 @@
 """`dfdetect evaluate --crop-face`: photos cut to their largest face, framed like the training crops, before
-scoring (the other evaluate behaviours are tested with calibration, in test_calibration.py)."""
+scoring; in auto mode (the default) only loosely framed ones (the other evaluate behaviours are tested with
+calibration, in test_calibration.py)."""
 
 from __future__ import annotations
 
@@ -14,17 +15,25 @@ from PIL import Image
 from dfdetect.cli import main
 from dfdetect.data.dataset import FaceDataset
 from dfdetect.data.discovery import Sample
-from tests.test_faces import scene
+from dfdetect.faces import crop_box, detect_faces
+from tests.test_faces import scene, skimage_data
 
 FLAGS = ["--device", "cpu", "--workers", "0", "--bootstrap", "0"]
 
 
+def tight_face_crop() -> Image.Image:
+    """The astronaut's face cut at its MTCNN box: framed like a training face crop."""
+    astronaut = Image.fromarray(skimage_data.astronaut())
+    return astronaut.crop(crop_box(astronaut, detect_faces(astronaut)[0], margin=0.0)).resize((160, 160))
+
+
 def photo_folder(root: Path) -> Path:
-    """Real: two loosely framed faces; Fake: one face and one faceless grey image."""
+    """Real: two loosely framed faces and a tight face crop; Fake: one loose face and a faceless grey image."""
     for label in ("Real", "Fake"):
         (root / label).mkdir(parents=True)
     scene(150, 60, 80).save(root / "Real" / "a.png")
     scene(110, 300, 200, seed=2).save(root / "Real" / "b.png")
+    tight_face_crop().save(root / "Real" / "tight.png")
     scene(130, 400, 60, seed=3).save(root / "Fake" / "c.png")
     Image.new("RGB", (320, 240), "grey").save(root / "Fake" / "grey.png")
     return root
@@ -44,19 +53,26 @@ def test_dataset_crops_each_image_to_its_box(monkeypatch: pytest.MonkeyPatch) ->
     assert dataset[0][0].tolist() == [50, 50] and dataset[1][0].tolist() == [200, 100]
 
 
-def test_evaluate_crop_face_scores_the_faces_and_counts_the_rest(trained_run: Path, tmp_path: Path) -> None:
+def test_evaluate_crops_loose_photos_by_default_and_every_face_when_asked(trained_run: Path, tmp_path: Path) -> None:
     data = photo_folder(tmp_path / "photos")
-    whole, cropped = tmp_path / "whole.csv", tmp_path / "cropped.csv"
-    out = tmp_path / "eval" / "metrics.json"
-    common = ["evaluate", "--model", str(trained_run), "--data", str(data), *FLAGS]
-    assert main([*common, "--out", str(tmp_path / "plain.json"), "--per-image", str(whole)]) == 0
-    assert main([*common, "--crop-face", "--out", str(out), "--per-image", str(cropped)]) == 0
-    metrics = json.loads(out.read_text())
-    assert metrics["face_crop"] == {"detector": "mtcnn", "margin": -0.15, "faces_found": 3, "scored_whole": 1}
-    assert json.loads((tmp_path / "plain.json").read_text())["face_crop"] is None
-    before, after = p_real_by_file(whole), p_real_by_file(cropped)
-    assert after["grey.png"] == pytest.approx(before["grey.png"], abs=1e-6)  # no face: the same image scored
-    assert all(after[name] != pytest.approx(before[name], abs=1e-6) for name in ("a.png", "b.png", "c.png"))
+    scores, summaries = {}, {}
+    for mode in ("never", "always", "auto"):
+        out, per_image = tmp_path / mode / "metrics.json", tmp_path / f"{mode}.csv"
+        flags = [] if mode == "auto" else ["--crop-face"] if mode == "always" else ["--crop-face", "never"]
+        arguments = ["evaluate", "--model", str(trained_run), "--data", str(data), *FLAGS, *flags]
+        assert main([*arguments, "--out", str(out), "--per-image", str(per_image)]) == 0
+        summaries[mode] = json.loads(out.read_text())["face_crop"]
+        scores[mode] = p_real_by_file(per_image)
+    common = {"detector": "mtcnn", "margin": -0.15, "no_face": 1}
+    assert summaries["never"] is None
+    assert summaries["always"] == {**common, "mode": "always", "cropped": 4, "already_framed": 0}
+    assert summaries["auto"] == {**common, "mode": "auto", "cropped": 3, "already_framed": 1}
+    for name in ("a.png", "b.png", "c.png"):  # loosely framed: cut in both modes
+        assert scores["auto"][name] == pytest.approx(scores["always"][name], abs=1e-6)
+        assert scores["auto"][name] != pytest.approx(scores["never"][name], abs=1e-6)
+    for name in ("tight.png", "grey.png"):  # a face crop, and an image without a face: scored as they are
+        assert scores["auto"][name] == pytest.approx(scores["never"][name], abs=1e-6)
+    assert scores["always"]["tight.png"] != pytest.approx(scores["never"]["tight.png"], abs=1e-6)
 
 
 def test_cross_evaluation_states_the_crops(trained_run: Path, tmp_path: Path) -> None:
@@ -65,4 +81,5 @@ def test_cross_evaluation_states_the_crops(trained_run: Path, tmp_path: Path) ->
     models = ["--model", f"a={trained_run}", "--model", f"b={trained_run}"]
     assert main(["evaluate", *models, "--data", f"photos={data}", "--crop-face", *FLAGS, "--out", str(out)]) == 0
     tables = (out / "tables.md").read_text()
-    assert "cut to their largest face (mtcnn, margin -0.15" in tables and "faces found: photos 3/4" in tables
+    assert "Face crops (`--crop-face always`): all cut to their largest face (mtcnn, margin -0.15" in tables
+    assert "cut: photos 4/5 (1 without a face)" in tables

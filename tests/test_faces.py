@@ -118,7 +118,8 @@ def test_face_cropper_finds_each_box_once_and_scores_faceless_images_whole(
         left, top, right, bottom = boxes[path]
         assert right - left == pytest.approx(0.7 * face.size, abs=1) and abs((right - left) - (bottom - top)) <= 1
     assert boxes[paths[2]] is None
-    assert cropper.summary(paths) == {"detector": "mtcnn", "margin": -0.15, "faces_found": 2, "scored_whole": 1}
+    expected = {"mode": "always", "detector": "mtcnn", "margin": -0.15, "cropped": 2, "already_framed": 0}
+    assert cropper.summary(paths) == {**expected, "no_face": 1}
 
     def no_second_search(*_: object) -> None:
         raise AssertionError("a box is found once per image")

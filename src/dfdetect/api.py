@@ -65,20 +65,40 @@ class Detector:
         """Name, version, runtime, preprocessing and metrics (what GET /v1/model answers)."""
         return self.predictor.describe()
 
-    def predict(self, images: ImageInput | Sequence[ImageInput], batch_size: int = 32) -> list[Prediction]:
-        """One Prediction per input, in order. A path that cannot be read gets a Prediction with `error` set."""
+    def predict(
+        self, images: ImageInput | Sequence[ImageInput], batch_size: int = 32, crop_face: str = "auto"
+    ) -> list[Prediction]:
+        """One Prediction per input, in order. A path that cannot be read gets a Prediction with `error` set.
+
+        `crop_face` as in `dfdetect predict --crop-face`: `auto` cuts a photo that shows much more than a face to
+        its faces (the most fake decides) and scores a face crop as it is; `always` cuts every image (a path
+        without a face gets an error; an in-memory image without one is scored whole); `never` scores as is.
+        """
+        from dfdetect.faces import crop_face as cut_out
+        from dfdetect.photos import frame, predict_photos
+
         items = [images] if isinstance(images, str | Path | Image.Image | np.ndarray) else list(images)
         results: list[Prediction | None] = [None] * len(items)
         paths = [(index, Path(item)) for index, item in enumerate(items) if isinstance(item, str | Path)]
-        scored = self.predictor.predict_paths([path for _, path in paths], batch_size)
+        if crop_face == "never":
+            scored = self.predictor.predict_paths([path for _, path in paths], batch_size)
+        else:
+            photos = predict_photos(self.predictor, [path for _, path in paths], mode=crop_face, batch_size=batch_size)
+            scored = [as_prediction(photo.row) for photo in photos]
         for (index, _), result in zip(paths, scored, strict=True):
             results[index] = result
         arrays = [(index, as_image(item)) for index, item in enumerate(items) if results[index] is None]
         for start in range(0, len(arrays), batch_size):
-            chunk = arrays[start : start + batch_size]
-            scores = self.predictor.predict_images([image for _, image in chunk])
-            for (index, _), p_real in zip(chunk, scores, strict=True):
-                results[index] = self.predictor.prediction(f"<image {index}>", float(p_real))
+            chunk, crops, owners = arrays[start : start + batch_size], [], []
+            for position, (_, image) in enumerate(chunk):
+                faces, cut = frame(image, crop_face) if crop_face != "never" else ([], False)
+                pieces = [cut_out(image, face) for face in faces] if cut else [image]
+                crops += pieces
+                owners += [position] * len(pieces)
+            scores = self.predictor.predict_images(crops)
+            for position, (index, _) in enumerate(chunk):
+                p_real = min(float(p) for p, owner in zip(scores, owners, strict=True) if owner == position)
+                results[index] = self.predictor.prediction(f"<image {index}>", p_real)
         return [result for result in results if result is not None]
 
     def explain(self, image: ImageInput) -> Explanation:
@@ -105,6 +125,11 @@ class Detector:
 
     def __repr__(self) -> str:
         return f"Detector({self.name!r}, runtime={self.predictor.runtime!r}, threshold={self.threshold})"
+
+
+def as_prediction(row: dict[str, Any]) -> Prediction:
+    """A Prediction from a photo's row (its face columns dropped)."""
+    return Prediction(**{key: row[key] for key in Prediction.__dataclass_fields__})
 
 
 def as_image(item: ImageInput) -> Image.Image:

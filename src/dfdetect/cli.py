@@ -15,7 +15,7 @@ import yaml
 
 from dfdetect.conventions import TTA_CHOICES
 from dfdetect.data.images import DEFAULT_MAX_PIXELS
-from dfdetect.faces import DEFAULT_MARGIN
+from dfdetect.faces import AUTO_CROP_BELOW, CROP_MODES, DEFAULT_MARGIN
 from dfdetect.run_folder import RunFolder
 
 logger = logging.getLogger("dfdetect")
@@ -109,8 +109,19 @@ def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def add_face_options(parser: argparse.ArgumentParser) -> None:
-    """--face-detector and --face-margin, shared by predict (--crop-face, videos) and evaluate (--crop-face)."""
+def add_face_options(parser: argparse.ArgumentParser, crop: str) -> None:
+    """--crop-face, --face-detector and --face-margin, shared by predict and evaluate (`crop` says what a cut is)."""
+    parser.add_argument(
+        "--crop-face",
+        nargs="?",
+        choices=CROP_MODES,
+        const="always",
+        default="auto",
+        metavar="{auto,always,never}",
+        help=f"{crop}: auto (default) cuts images that show much more than a face (the face's crop spans under "
+        f"{AUTO_CROP_BELOW} of the shorter side) and scores face crops as they are; always (or the bare flag) cuts "
+        "every image with a face; never scores every image as it is",
+    )
     parser.add_argument(
         "--face-detector", choices=("mtcnn", "haar"), default="mtcnn", help="MTCNN (default) or OpenCV's Haar cascade"
     )
@@ -270,7 +281,9 @@ def command_evaluate(args: argparse.Namespace) -> int:
         "bootstrap": args.bootstrap,
         "seed": args.seed,
         "progress": tqdm_progress,
-        "face_crop": FaceCropper(args.face_detector, args.face_margin) if args.crop_face else None,
+        "face_crop": None
+        if args.crop_face == "never"
+        else FaceCropper(args.crop_face, args.face_detector, args.face_margin),
     }
     if len(models) > 1 or len(datasets) > 1:
         out = args.out or Path("evaluation")
@@ -290,7 +303,10 @@ def command_evaluate(args: argparse.Namespace) -> int:
     write_evaluation(evaluation, out, args.per_image, title=name)
     print(f"{name} on {evaluation.folder} ({len(evaluation.samples)} images, {len(evaluation.bad_files)} skipped)")
     if crop := evaluation.metrics["face_crop"]:
-        print(f"cut to their largest face: {crop['faces_found']}; no face found, scored whole: {crop['scored_whole']}")
+        print(
+            f"--crop-face {crop['mode']}: {crop['cropped']} cut to their largest face, {crop['already_framed']} "
+            f"already framed like a face crop, {crop['no_face']} without a face (scored as they are)"
+        )
     print()
     print(table2({name: evaluation.metrics}))
     print()
@@ -466,7 +482,7 @@ def format_predictions(rows: list[dict[str, Any]], fmt: str) -> str:
         line = f"{row['path']:<{width}}  {row['label']:<5}  {row['p_fake']:>6.3f}  {row['p_real']:>6.3f}"
         if "frames_read" in row:
             line += f"  ({row['faces_found']} of {row['frames_read']} frames with a face, {row['aggregate']})"
-        elif "faces_found" in row:
+        elif row.get("face") is not None:
             line += f"  ({row['faces_found']} face(s); face #{row['face']} decides)"
         lines.append(line)
     return "\n".join(lines) + "\n"
@@ -530,16 +546,14 @@ def command_predict(args: argparse.Namespace) -> int:
     if not paths:
         print("error: no images found in the given paths", file=sys.stderr)
         return 2
-    from dfdetect.photos import predict_photo
+    from dfdetect.photos import predict_photos
     from dfdetect.video import is_video
 
     videos = [path for path in paths if is_video(path)]
     images = [path for path in paths if not is_video(path)]
-    photos = [
-        predict_photo(predictor, path, args.face_detector, args.face_margin, args.min_face)
-        for path in (images if args.crop_face else [])
-    ]
-    predictions = predictor.predict_paths(images, batch_size=args.batch_size) if images and not photos else []
+    framing = (args.face_detector, args.face_margin, args.min_face, args.crop_face, args.batch_size)
+    photos = predict_photos(predictor, images, *framing) if args.crop_face != "never" else []
+    predictions = predictor.predict_paths(images, batch_size=args.batch_size) if args.crop_face == "never" else []
     scored_videos = video_rows(predictor, videos, args)
     by_path: dict[str, dict[str, Any]] = {p.path: p.to_dict() for p in predictions}
     by_path.update({photo.row["path"]: photo.row for photo in photos})
@@ -653,13 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--workers", type=int, default=-1)
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--strict-data", action="store_true")
-    evaluate.add_argument(
-        "--crop-face",
-        action="store_true",
-        help="cut each image to its largest face first, framed like the training crops (for photos that are not "
-        "tight face crops); images without a face are scored whole and counted",
-    )
-    add_face_options(evaluate)
+    add_face_options(evaluate, "cut each image to its largest face first, framed like the training crops")
 
     experiment = commands.add_parser("experiment", help="train, test and compare several models; write a report")
     add_train_options(experiment)
@@ -706,9 +714,6 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", type=Path, help="write the results to a file")
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--explain", type=Path, metavar="DIR", help="write Grad-CAM overlays to DIR")
-    predict.add_argument(
-        "--crop-face", action="store_true", help="score every face found in each image; the most fake one decides"
-    )
     predict.add_argument("--min-face", type=int, default=32, help="--crop-face: smallest face scored, in pixels")
     predict.add_argument("--per-face", type=Path, metavar="FILE", help="--crop-face: every face's box and score (CSV)")
     predict.add_argument("--frames", type=int, default=32, help="videos: frames read, evenly spaced")
@@ -719,7 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="videos: mean logit of the frames (default), the most fake frame, or the DFDC winner's rule",
     )
     predict.add_argument("--per-frame", type=Path, metavar="FILE", help="videos: every frame's box and score (CSV)")
-    add_face_options(predict)
+    add_face_options(predict, "score every face found in an image, the most fake one deciding")
 
     export = commands.add_parser("export", help="export a trained detector to ONNX")
     export.add_argument("--model", type=Path, required=True, help="run folder, checkpoint or shipped detector")

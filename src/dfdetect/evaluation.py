@@ -59,8 +59,8 @@ def score_split(
 ) -> Evaluation:
     """Score every image of a split (or of a folder holding Real/Fake, or only one of them) and compute all
     metrics at once; with `bootstrap` resamples, 95% intervals of each metric too (`intervals_95`). With
-    `face_crop`, each image is cut to its largest face first, framed like the training crops (`face_crop` in
-    the metrics says how many faces were found and how many images were scored whole)."""
+    `face_crop`, images are cut to their largest face first, framed like the training crops (`face_crop` in
+    the metrics counts the images cut, those already framed like a face crop and those without a face)."""
     folder = split_folder(data, split)
     samples, bad = load_split(data, split, strict=strict, max_pixels=max_pixels, one_class=True)
     paths = [sample.path for sample in samples]
@@ -83,9 +83,9 @@ def score_split(
         "policies": policy_metrics(labels, scores, predictor.metadata.get("calibration")),
         "face_crop": face_crop.summary(paths) if face_crop else None,
     }
-    if face_crop and metrics["face_crop"]["scored_whole"]:
-        whole = metrics["face_crop"]["scored_whole"]
-        logger.warning("%s: no face found in %d of %d images; they were scored whole", folder, whole, len(paths))
+    if face_crop and metrics["face_crop"]["no_face"]:
+        missing = metrics["face_crop"]["no_face"]
+        logger.warning("%s: no face found in %d of %d images; they were scored whole", folder, missing, len(paths))
     return Evaluation(metrics, labels, scores, samples, bad, folder)
 
 
@@ -199,16 +199,18 @@ def cross_evaluate(
 
 
 def face_crop_note(face_crop: FaceCropper, results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
-    """One sentence for a report: how the images were cropped and, per dataset, in how many a face was found."""
+    """One sentence for a report: how the images were framed and, per dataset, how many were cut to a face."""
     first_model = next(iter(results.values()), {})  # every model saw the same boxes
     counts = []
     for data, metrics in first_model.items():
         crop = metrics["face_crop"]
-        counts.append(f"{data} {crop['faces_found']}/{crop['faces_found'] + crop['scored_whole']}")
+        total = crop["cropped"] + crop["already_framed"] + crop["no_face"]
+        counts.append(f"{data} {crop['cropped']}/{total} ({crop['no_face']} without a face)")
+    rule = "loosely framed ones" if face_crop.mode == "auto" else "all"
     return (
-        f"Images were cut to their largest face ({face_crop.detector}, margin {face_crop.margin:+.2f} of the box on "
-        f"each side, as the training crops) before scoring; faces found: {', '.join(counts)} (the rest were scored "
-        "whole)."
+        f"Face crops (`--crop-face {face_crop.mode}`): {rule} cut to their largest face ({face_crop.detector}, "
+        f"margin {face_crop.margin:+.2f} of the box on each side, as the training crops) before scoring, the rest "
+        f"scored as they are; cut: {', '.join(counts)}."
     )
 
 

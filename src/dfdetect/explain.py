@@ -69,7 +69,7 @@ def write_face_explanations(
     predictor: TorchPredictor, photos: Sequence[PhotoPrediction], folder: Path, margin: float = DEFAULT_MARGIN
 ) -> list[Path]:
     """Per photo, `<stem>.gradcam.png`: each face's Grad-CAM blended into its crop, and its box, verdict and
-    p_fake drawn on the photo."""
+    p_fake drawn on the photo; a photo scored as it is gets the whole image's Grad-CAM."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for photo in photos:
@@ -77,6 +77,11 @@ def write_face_explanations(
             continue
         image = load_rgb(Path(photo.row["path"]))
         canvas = image.copy()
+        if not photo.faces:  # scored as it is (--crop-face auto: a face crop, or no face found)
+            target = folder / f"{Path(photo.row['path']).stem}.gradcam.png"
+            overlay(image, gradcam_heatmaps(predictor, [image])[0][0]).save(target)
+            written.append(target)
+            continue
         boxes = [crop_box(image, face_as_detected(face), margin) for face in photo.faces]
         crops = [image.crop(box) for box in boxes]
         heatmaps, _ = gradcam_heatmaps(predictor, crops)  # every face of the photo in one pass

@@ -30,6 +30,14 @@ DEFAULT_DETECTOR = "mtcnn"
 DEFAULT_MARGIN = -0.15
 """Share of the face box added on each side (negative: the crop is tighter than the box), as in the training crops."""
 
+CROP_MODES = ("auto", "always", "never")
+"""How an image is framed before scoring: `auto` cuts a loosely framed photo to its faces and scores a face crop as
+it is; `always` cuts every image to its faces; `never` scores every image as it is."""
+AUTO_CROP_BELOW = 0.6
+"""`auto` cuts an image to its faces when the largest face's crop (framed like the training crops) spans less than
+this share of the image's shorter side. On DFDC Validation that share is 0.65 or more for every face (median
+0.93), so `auto` leaves such crops as they are; head-and-shoulders photos sit near 0.35 (docs/results.md,
+section 17)."""
 LOG_EVERY = 500
 """Images between progress lines while faces are found for a dataset."""
 
@@ -112,6 +120,18 @@ def largest_face(image: Image.Image, detector: str = DEFAULT_DETECTOR) -> Face |
     return faces[0] if faces else None
 
 
+def is_loosely_framed(image: Image.Image, face: Face, margin: float = DEFAULT_MARGIN) -> bool:
+    """Whether the image shows much more than the face's training-framed crop (`auto` then cuts it)."""
+    left, top, right, bottom = crop_box(image, face, margin)
+    return max(right - left, bottom - top) < AUTO_CROP_BELOW * min(image.size)
+
+
+def check_crop_mode(mode: str) -> str:
+    if mode not in CROP_MODES:
+        raise ConfigError(f"unknown face-crop mode {mode!r}; known: {', '.join(CROP_MODES)}")
+    return mode
+
+
 def crop_largest_face(
     image: Image.Image, name: str = "<image>", margin: float = DEFAULT_MARGIN, detector: str = DEFAULT_DETECTOR
 ) -> Image.Image:
@@ -128,16 +148,24 @@ class FaceCropper:
 
     A detector trained on tight face crops scores a loosely framed photo (head, shoulders, background) as
     something it never saw; cropping it the way the training faces were cropped puts it back in their frame
-    (docs/results.md, section 17). The boxes are found once per image and kept, so every model scored on the
-    same data reuses them. An image without a face (or unreadable) has no box and is scored whole.
+    (docs/results.md, section 17). With `mode` auto, only loosely framed images are cut (is_loosely_framed);
+    always cuts every image with a face. The boxes are found once per image and kept, so every model scored on
+    the same data reuses them. An image without a face (or unreadable) has no box and is scored whole.
     """
 
+    mode: str = "always"
     detector: str = DEFAULT_DETECTOR
     margin: float = DEFAULT_MARGIN
     boxes: dict[Path, CropBox | None] = field(default_factory=dict)
+    found: dict[Path, bool] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if check_crop_mode(self.mode) == "never":
+            raise ConfigError("a FaceCropper crops: use no cropper to score images as they are")
 
     def boxes_of(self, paths: Iterable[Path], max_pixels: int) -> dict[Path, CropBox | None]:
-        """The crop box of each image's largest face (None: no face found; the image is scored whole)."""
+        """The crop box of each image's largest face (None: scored whole, for want of a face or, in auto mode,
+        because the image is already framed like a face crop)."""
         from dfdetect.data.images import load_rgb
 
         paths = list(paths)
@@ -148,20 +176,27 @@ class FaceCropper:
                 image = load_rgb(path, max_pixels=max_pixels)
             except ImageLoadError as error:  # the loader reports it again as a bad file
                 logger.warning("%s", error)
-                self.boxes[path] = None
+                self.boxes[path], self.found[path] = None, False
                 continue
             face = largest_face(image, self.detector)
-            self.boxes[path] = None if face is None else crop_box(image, face, self.margin)
+            self.found[path] = face is not None
+            cut = face is not None and (self.mode == "always" or is_loosely_framed(image, face, self.margin))
+            self.boxes[path] = crop_box(image, face, self.margin) if cut and face is not None else None
             if done % LOG_EVERY == 0 or done == len(missing):
                 logger.info("faces: %d/%d images, %.0f s", done, len(missing), time.perf_counter() - started)
         return {path: self.boxes[path] for path in paths}
 
     def summary(self, paths: Iterable[Path]) -> dict[str, Any]:
-        """What a report states about the crops of `paths`: detector, margin, faces found, images scored whole."""
-        boxes = [self.boxes.get(path) for path in paths]
+        """What a report states about the crops of `paths`: mode, detector, margin, images cut to their face,
+        images already framed like a face crop (auto), images without a face (both of these scored whole)."""
+        paths = list(paths)
+        cropped = sum(self.boxes.get(path) is not None for path in paths)
+        no_face = sum(not self.found.get(path, False) for path in paths)
         return {
+            "mode": self.mode,
             "detector": self.detector,
             "margin": self.margin,
-            "faces_found": sum(box is not None for box in boxes),
-            "scored_whole": sum(box is None for box in boxes),
+            "cropped": cropped,
+            "already_framed": len(paths) - cropped - no_face,
+            "no_face": no_face,
         }

@@ -38,8 +38,17 @@ METRIC_KEYS = (
     "confusion_matrix",
     "threshold",
 )
-EVALUATION_KEYS = (*METRIC_KEYS, "threshold_policy", "calibrated", "p_real_quantiles", "intervals_95", "policies")
-"""What `dfdetect evaluate` writes: every metric, and how the threshold was chosen and the scores calibrated."""
+EVALUATION_KEYS = (
+    *METRIC_KEYS,
+    "threshold_policy",
+    "calibrated",
+    "p_real_quantiles",
+    "intervals_95",
+    "policies",
+    "face_crop",
+)
+"""What `dfdetect evaluate` writes: every metric, how the threshold was chosen and the scores calibrated, and how
+the images were framed (`--crop-face`; None: scored as they are)."""
 
 
 def _validate(y_true: ArrayLike, p_real: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
