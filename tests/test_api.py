@@ -55,3 +55,21 @@ def test_train_and_evaluate(tiny_dataset: Path, tmp_path: Path) -> None:
     evaluation = dfdetect.evaluate(tmp_path / "run", tiny_dataset, "Test", device="cpu", workers=0)
     assert evaluation.metrics["n_real"] + evaluation.metrics["n_fake"] == 24
     assert 0.0 <= evaluation.metrics["auc"] <= 1.0
+
+
+def test_predict_frames_loose_photos_like_the_command_line(trained_run: Path, tmp_path: Path) -> None:
+    from tests.test_evaluation import tight_face_crop
+    from tests.test_faces import scene
+
+    detector = dfdetect.load(trained_run, runtime="torch", device="cpu")
+    loose, tight = scene(150, 60, 80), tight_face_crop()
+    loose.save(tmp_path / "loose.png")
+    p_real = {
+        mode: [p.p_real for p in detector.predict([tmp_path / "loose.png", loose, tight], crop_face=mode)]
+        for mode in ("auto", "always", "never")
+    }
+    assert p_real["auto"][0] == pytest.approx(p_real["auto"][1], abs=1e-6)  # a path and the image alike
+    assert p_real["auto"][:2] == pytest.approx(p_real["always"][:2], abs=1e-6)
+    assert p_real["auto"][0] != pytest.approx(p_real["never"][0], abs=1e-6)
+    assert p_real["auto"][2] == pytest.approx(p_real["never"][2], abs=1e-6)  # a face crop is scored as it is
+    assert p_real["always"][2] != pytest.approx(p_real["never"][2], abs=1e-6)

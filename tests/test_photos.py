@@ -76,3 +76,18 @@ def test_predict_crop_face_writes_per_face_rows_and_boxes(trained_run: Path, tmp
     assert [face["face"] for face in faces] == ["0", "1"]
     assert max(float(face["p_fake"]) for face in faces) == pytest.approx(row["p_fake"], abs=1e-6)
     assert (heatmaps / "two.gradcam.png").is_file()
+
+
+def test_auto_cuts_loose_photos_and_scores_face_crops_and_faceless_images_whole(tmp_path: Path) -> None:
+    from dfdetect.photos import predict_photos
+    from tests.test_evaluation import tight_face_crop
+
+    tight_face_crop().save(tmp_path / "tight.png")
+    Image.new("RGB", (200, 200), "grey").save(tmp_path / "blank.png")
+    paths = [two_face_photo(tmp_path / "two.png"), tmp_path / "tight.png", tmp_path / "blank.png"]
+    loose, tight, blank = predict_photos(BrightnessPredictor(), paths, mode="auto", batch_size=2)
+    assert loose.row["faces_found"] == 2 and loose.row["face"] == 1 and len(loose.faces) == 2
+    whole = BrightnessPredictor().predict_paths(paths[1:])
+    for photo, faces_found, expected in ((tight, 1, whole[0]), (blank, 0, whole[1])):
+        assert photo.row["error"] is None and photo.row["face"] is None and photo.faces == []
+        assert photo.row["faces_found"] == faces_found and photo.row["p_real"] == pytest.approx(expected.p_real)
