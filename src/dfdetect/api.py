@@ -74,8 +74,7 @@ class Detector:
         its faces (the most fake decides) and scores a face crop as it is; `always` cuts every image (a path
         without a face gets an error; an in-memory image without one is scored whole); `never` scores as is.
         """
-        from dfdetect.faces import crop_face as cut_out
-        from dfdetect.photos import frame, predict_photos
+        from dfdetect.photos import predict_photos, score_framed
 
         items = [images] if isinstance(images, str | Path | Image.Image | np.ndarray) else list(images)
         results: list[Prediction | None] = [None] * len(items)
@@ -89,15 +88,11 @@ class Detector:
             results[index] = result
         arrays = [(index, as_image(item)) for index, item in enumerate(items) if results[index] is None]
         for start in range(0, len(arrays), batch_size):
-            chunk, crops, owners = arrays[start : start + batch_size], [], []
-            for position, (_, image) in enumerate(chunk):
-                faces, cut = frame(image, crop_face) if crop_face != "never" else ([], False)
-                pieces = [cut_out(image, face) for face in faces] if cut else [image]
-                crops += pieces
-                owners += [position] * len(pieces)
-            scores = self.predictor.predict_images(crops)
-            for position, (index, _) in enumerate(chunk):
-                p_real = min(float(p) for p, owner in zip(scores, owners, strict=True) if owner == position)
+            chunk = arrays[start : start + batch_size]
+            for (index, _), framed in zip(
+                chunk, score_framed(self.predictor, [i for _, i in chunk], crop_face), strict=True
+            ):
+                p_real = float(framed.p_real[framed.decisive])
                 results[index] = self.predictor.prediction(f"<image {index}>", p_real)
         return [result for result in results if result is not None]
 

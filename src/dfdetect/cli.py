@@ -614,6 +614,9 @@ def command_serve(args: argparse.Namespace) -> int:
         max_files=args.max_files,
         max_video_bytes=int(args.max_video_mb * 2**20),
         video_frames=args.frames,
+        crop_face=args.crop_face,
+        face_detector=args.face_detector,
+        face_margin=args.face_margin,
     )
     print(f"serving {predictor.model_label} ({predictor.runtime}) on http://{args.host}:{args.port}/")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
@@ -741,6 +744,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-files", type=int, default=16, help="uploads per request (more: 413)")
     serve.add_argument("--max-video-mb", type=float, default=100.0, help="largest video upload (0: images only)")
     serve.add_argument("--frames", type=int, default=32, help="frames read from each uploaded video")
+    add_face_options(serve, "score every face found in an uploaded image, the most fake one deciding")
 
     calibrate = commands.add_parser(
         "calibrate", help="fit temperature scaling and a threshold policy on a held-out split; store them"

@@ -73,8 +73,13 @@ def _haar() -> Any:
 
 
 def _mtcnn() -> Any:
-    from dfdetect.mtcnn import shared_detector  # torch is imported only when MTCNN is used
-
+    try:
+        from dfdetect.mtcnn import shared_detector  # torch is imported only when MTCNN is used
+    except ImportError as error:
+        raise ConfigError(
+            f"MTCNN face detection needs PyTorch ({error}); without it, frame images with --face-detector haar "
+            "or score them as they are with --crop-face never"
+        ) from error
     return shared_detector()
 
 

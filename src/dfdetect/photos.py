@@ -106,50 +106,74 @@ def _predict_chunk(
     predictor: BasePredictor, paths: Sequence[Path], detector: str, margin: float, min_face: int, mode: str
 ) -> list[PhotoPrediction]:
     rows: dict[int, PhotoPrediction] = {}  # error rows, by photo index
-    framed: dict[int, tuple[list[Face], bool]] = {}  # photo index -> faces found, whether they are cut out
-    images: list[Image.Image] = []  # what is scored, photo after photo: each face's crop, or the whole image
+    loaded: list[tuple[int, Image.Image]] = []
     for index, path in enumerate(paths):
         try:
-            image = load_rgb(path)
+            loaded.append((index, load_rgb(path)))
         except FileNotFoundError:
             rows[index] = PhotoPrediction(error_row(predictor, path, f"{path}: no such file"))
-            continue
         except (DfdetectError, OSError) as error:
             rows[index] = PhotoPrediction(error_row(predictor, path, str(error)))
-            continue
-        faces, cut = frame(image, mode, detector, margin, min_face)
-        if mode == "always" and not faces:
+    framed = score_framed(predictor, [image for _, image in loaded], mode, detector, margin, min_face)
+    for (index, _), result in zip(loaded, framed, strict=True):
+        path = paths[index]
+        if mode == "always" and not result.faces:
             rows[index] = PhotoPrediction(error_row(predictor, path, f"{path}: no face found (--crop-face)"))
-            continue
-        framed[index] = (faces, cut)
-        images += [crop_face(image, face, margin) for face in faces] if cut else [image]
-    scores = iter(predictor.predict_images(images) if images else [])
-    for index, path in enumerate(paths):
-        if index in framed:
-            faces, cut = framed[index]
-            p_real = np.array([next(scores) for _ in (faces if cut else [None])])
-            rows[index] = photo_prediction(predictor, path, faces, p_real, cut)
+        else:
+            rows[index] = photo_prediction(predictor, path, result)
     return [rows[index] for index in range(len(paths))]
 
 
-def photo_prediction(
-    predictor: BasePredictor, path: Path, faces: Sequence[Face], p_real: np.ndarray, cut: bool
-) -> PhotoPrediction:
+@dataclass(frozen=True)
+class Framed:
+    """One image scored after framing: the faces found (largest first), whether they were cut out and scored
+    one by one, and P(Real) of each face cut out (else one score, the whole image's)."""
+
+    faces: list[Face]
+    cut: bool
+    p_real: np.ndarray
+
+    @property
+    def decisive(self) -> int:
+        """Index of the score that decides: the most fake face's."""
+        return int(np.argmin(self.p_real))
+
+
+def score_framed(
+    predictor: BasePredictor,
+    images: Sequence[Image.Image],
+    mode: str = "auto",
+    detector: str = DEFAULT_DETECTOR,
+    margin: float = DEFAULT_MARGIN,
+    min_face: int = DEFAULT_MIN_FACE,
+) -> list[Framed]:
+    """Frame each image (see `frame`) and score every face cut out, or the image as it is, in one pass. In
+    `always` mode an image without a face is scored whole here; callers that treat it as an error check `faces`."""
+    framing = [frame(image, mode, detector, margin, min_face) for image in images]
+    pieces = [
+        [crop_face(image, face, margin) for face in faces] if cut else [image]
+        for image, (faces, cut) in zip(images, framing, strict=True)
+    ]
+    flat = [piece for group in pieces for piece in group]
+    scores = iter(predictor.predict_images(flat) if flat else [])
+    return [
+        Framed(faces, cut, np.array([next(scores) for _ in group]))
+        for (faces, cut), group in zip(framing, pieces, strict=True)
+    ]
+
+
+def photo_prediction(predictor: BasePredictor, path: Path, framed: Framed) -> PhotoPrediction:
     """The photo's row: the most fake face's verdict when its faces were cut out, else the whole image's."""
-    if not cut:
-        row = {**predictor.prediction(str(path), float(p_real[0])).to_dict(), "faces_found": len(faces)}
+    p_real = float(framed.p_real[framed.decisive])
+    row = {**predictor.prediction(str(path), p_real).to_dict(), "faces_found": len(framed.faces)}
+    if not framed.cut:
         return PhotoPrediction({**row, "face": None, "box": None})
     scores = [
-        FaceScore(index, face.box, float(1 - p)) for index, (face, p) in enumerate(zip(faces, p_real, strict=True))
+        FaceScore(index, face.box, float(1 - p))
+        for index, (face, p) in enumerate(zip(framed.faces, framed.p_real, strict=True))
     ]
-    worst = int(np.argmin(p_real))
-    row = {
-        **predictor.prediction(str(path), float(p_real[worst])).to_dict(),
-        "faces_found": len(faces),
-        "face": worst,
-        "box": box_text(faces[worst].box),
-    }
-    return PhotoPrediction(row, scores)
+    box = box_text(framed.faces[framed.decisive].box)
+    return PhotoPrediction({**row, "face": framed.decisive, "box": box}, scores)
 
 
 def error_row(predictor: BasePredictor, path: Path, message: str) -> dict[str, Any]:

@@ -67,6 +67,30 @@ def test_predict_one_and_many(client: TestClient) -> None:
         assert result["label"] == ("real" if result["p_real"] >= 0.5 else "fake")
 
 
+def test_photos_are_framed_like_predict(trained_run: Path) -> None:
+    from tests.test_evaluation import tight_face_crop
+    from tests.test_faces import scene
+
+    def png(image: Image.Image) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        return buffer.getvalue()
+
+    predictor = TorchPredictor.from_checkpoint(trained_run, device="cpu")
+    uploads = [("files", ("loose.png", png(scene(150, 60, 80)), "image/png"))]
+    uploads.append(("files", ("tight.png", png(tight_face_crop()), "image/png")))
+    answers = {}
+    for mode in ("auto", "never"):
+        response = TestClient(create_app(predictor, crop_face=mode)).post("/v1/predict", files=uploads)
+        assert response.status_code == 200
+        answers[mode] = response.json()["results"]
+    loose, tight = answers["auto"]
+    assert loose["faces_found"] == 1 and loose["face"] == 0 and tight["faces_found"] == 1 and tight["face"] is None
+    assert loose["p_real"] != pytest.approx(answers["never"][0]["p_real"], abs=1e-6)  # the face, cut out
+    assert tight["p_real"] == pytest.approx(answers["never"][1]["p_real"], abs=1e-6)  # a face crop, as it is
+    assert answers["never"][0]["faces_found"] is None
+
+
 def png_bytes() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGBA", (20, 20), (10, 200, 30, 128)).save(buffer, "PNG")

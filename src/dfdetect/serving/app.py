@@ -24,6 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dfdetect.conventions import VERSION as __version__
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, VIDEO_EXTENSIONS, load_rgb
 from dfdetect.errors import ImageLoadError, ImageTooLargeError, UnsupportedImageError
+from dfdetect.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN
+from dfdetect.photos import score_framed
 from dfdetect.runtime import BasePredictor
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ class PredictionResult(BaseModel):
     kind: str = "image"
     frames_read: int | None = None
     faces_found: int | None = None
+    face: int | None = None
+    """Images cut to their faces (--crop-face): the deciding (most fake) face, largest first from 0."""
     frames: list[FrameResult] | None = None
 
 
@@ -140,8 +144,14 @@ def create_app(
     max_video_bytes: int = 0,
     video_frames: int = 32,
     video_seconds: float = 30.0,
+    crop_face: str = "auto",
+    face_detector: str = DEFAULT_DETECTOR,
+    face_margin: float = DEFAULT_MARGIN,
 ) -> FastAPI:
     """The HTTP app; the predictor is loaded once by the caller and shared by every request.
+
+    Images are framed as `dfdetect predict --crop-face` frames them (`crop_face`; default auto: a photo that
+    shows much more than a face is cut to its faces, the most fake deciding; a face crop is scored as it is).
 
     Videos (mp4, mov, avi, webm, mkv) are accepted when `max_video_bytes` > 0: `video_frames` frames, and at most
     `video_seconds` of decoding, so that one upload cannot hold the server."""
@@ -211,13 +221,18 @@ def create_app(
         images = [(index, decode(upload, data)) for index, (upload, data) in enumerate(uploads) if index not in videos]
         results: dict[int, PredictionResult] = {}
         if images:
-            scores = predictor.predict_images([image for _, image in images])
-            for (index, _), p in zip(images, scores, strict=True):
+            framing = (crop_face, face_detector, face_margin)
+            for (index, _), framed in zip(
+                images, score_framed(predictor, [i for _, i in images], *framing), strict=True
+            ):
+                p = float(framed.p_real[framed.decisive])
                 results[index] = PredictionResult(
                     filename=uploads[index][0].filename or "upload",
-                    label=predictor.label_of(float(p)),
-                    p_fake=float(1 - p),
-                    p_real=float(p),
+                    label=predictor.label_of(p),
+                    p_fake=1 - p,
+                    p_real=p,
+                    faces_found=None if crop_face == "never" else len(framed.faces),
+                    face=framed.decisive if framed.cut else None,
                 )
         for index in sorted(videos):
             results[index] = score_video(*uploads[index])
