@@ -130,4 +130,5 @@ def test_arms_of_one_model_with_pseudo_fakes_and_a_cross_source_table(tiny_datas
     assert "figures/pseudo_fakes.png" in text and (out / "figures" / "pseudo_fakes.png").is_file()
     assert "pseudo_fakes: sbi,upsample" in (out / "pseudo" / "config.yaml").read_text()
     assert "pseudo_fakes: ''" in (out / "plain" / "config.yaml").read_text()
-    assert (out / "plain" / "eval-other" / "metrics.json").is_file()
+    held = json.loads((out / "plain" / "eval-other" / "metrics.json").read_text())
+    assert held["face_crop"]["mode"] == "auto" and "framed with `--crop-face auto`" in text

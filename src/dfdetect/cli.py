@@ -407,6 +407,7 @@ def command_experiment(args: argparse.Namespace) -> int:
         read_recipe(args.recipe),
         tracker,
         named_paths(args.eval, "eval"),
+        args.crop_face,
     )
     rows = {o.model: {**o.metrics, "epochs": o.epochs, "minutes": o.minutes} for o in outcomes}
     print(table2(rows, extra_columns=("epochs", "minutes")))
@@ -693,6 +694,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=DIR",
         help="a held-out evaluation set (Real/Fake folders; never trained on), repeatable: a cross-source table",
+    )
+    experiment.add_argument(
+        "--crop-face",
+        choices=CROP_MODES,
+        default="auto",
+        help="how the --eval sets' images are framed, as in `evaluate --crop-face` (default auto)",
     )
     experiment.add_argument("--out", type=Path, required=True, help="experiment folder (rerun to continue)")
 

@@ -30,6 +30,7 @@ from dfdetect.data.pseudo_fakes import make_pseudo_fake, parse_makers
 from dfdetect.engine.loops import Progress, no_progress
 from dfdetect.engine.trainer import fit
 from dfdetect.evaluation import calibrate_checkpoint, score_split, write_evaluation
+from dfdetect.faces import FaceCropper, check_crop_mode
 from dfdetect.models import weights_present
 from dfdetect.reporting.plots import plot_image_grid, plot_roc_curves, save_figure
 from dfdetect.reporting.report import Report
@@ -99,8 +100,10 @@ def run_model(
     progress: Progress = no_progress,
     tracker: Tracker | None = None,
     held_out: Mapping[str, Path] | None = None,
+    face_crop: FaceCropper | None = None,
 ) -> ModelOutcome:
-    """Train (or resume, or skip if finished) one model, evaluate it on Test and on each `held_out` set."""
+    """Train (or resume, or skip if finished) one model, evaluate it on Test and on each `held_out` set (framed
+    by `face_crop`, if given; the dataset's own Test split is scored as it is)."""
     tracker = tracker or Tracker()
     assert config.out is not None and config.data is not None
     run = RunFolder(config.out)
@@ -150,7 +153,13 @@ def run_model(
         predictor = TorchPredictor.from_checkpoint(run.root, device=config.device, threshold=0.5)
         for name, folder in missing.items():
             evaluation = score_split(
-                predictor, folder, "Test", workers=config.workers, bootstrap=BOOTSTRAP_RESAMPLES, seed=config.seed
+                predictor,
+                folder,
+                "Test",
+                workers=config.workers,
+                bootstrap=BOOTSTRAP_RESAMPLES,
+                seed=config.seed,
+                face_crop=face_crop,
             )
             write_evaluation(evaluation, run.evaluation(name) / "metrics.json", title=f"{run.root.name}, {name}")
             summary.setdefault("held_out", {})[name] = evaluation.metrics
@@ -246,7 +255,8 @@ def build_report(
         report.table(cross_table(held_out, "auc"))
         report.paragraph(
             "AUC with its 95% bootstrap interval on the dataset's own Test split and on each held-out set (`--eval`; "
-            "evaluation only, never trained on). Rows are the experiment's arms (training recipes)."
+            "evaluation only, never trained on). Rows are the experiment's arms (training recipes). "
+            + held_out_framing(outcomes)
         )
 
     report.heading("Example training images (Figures 5, 6)")
@@ -290,6 +300,18 @@ def build_report(
     return report.write(out)
 
 
+def held_out_framing(outcomes: list[ModelOutcome]) -> str:
+    """How each arm's held-out images were framed (`--crop-face`), as stored with its metrics."""
+    modes = sorted(
+        {
+            (metrics.get("face_crop") or {}).get("mode", "never")
+            for outcome in outcomes
+            for metrics in outcome.held_out.values()
+        }
+    )
+    return f"Held-out images framed with `--crop-face {' / '.join(modes)}` (see `dfdetect evaluate --help`)."
+
+
 def run_experiment(
     data: Path,
     models: list[str],
@@ -301,11 +323,14 @@ def run_experiment(
     recipe: dict[str, Any] | None = None,
     tracker: Tracker | None = None,
     held_out: Mapping[str, Path] | None = None,
+    crop_face: str = "auto",
 ) -> tuple[list[ModelOutcome], Path]:
     """Train, test and report every arm (a model, or LABEL=MODEL); returns the outcomes and the report's path.
 
-    `held_out` sets (evaluation only) get a cross-source table. With a `tracker`, the experiment is one run and
-    each arm a child run of it."""
+    `held_out` sets (evaluation only) get a cross-source table, their images framed as `evaluate --crop-face
+    crop_face` frames them (faces found once for all arms). With a `tracker`, the experiment is one run and each
+    arm a child run of it."""
+    face_crop = None if check_crop_mode(crop_face) == "never" else FaceCropper(crop_face)
     tracker = tracker or Tracker()
     files = config_files or {}
     configs = {}
@@ -317,7 +342,7 @@ def run_experiment(
         for label, config in configs.items():
             logger.info("experiment: %s (%s, pretrained: %s)", label, config.model, config.pretrained)
             with tracker.run(label, config.to_dict()):
-                outcomes.append(run_model(config, progress, tracker, held_out))
+                outcomes.append(run_model(config, progress, tracker, held_out, face_crop))
             trained = RunFolder(out / label).config
             if trained.is_file():  # an arm finished earlier reports the configuration it was trained with
                 configs[label] = build_config(read_yaml(trained))

@@ -54,12 +54,15 @@ def test_predict_command_formats_and_exit_code(
     images = str(tiny_dataset / "Test" / "Real")
     assert main(["predict", "--model", str(trained_run), images, "--format", "jsonl", "--device", "cpu"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(rows) == 12 and set(rows[0]) == {"path", "label", "p_fake", "p_real", "error", "model", "calibrated"}
+    columns = {"path", "label", "p_fake", "p_real", "error", "model", "calibrated"}
+    framing = {"faces_found", "face", "box"}  # --crop-face auto (the default) says how each image was framed
+    assert len(rows) == 12 and set(rows[0]) == columns | framing
     assert {row["model"] for row in rows} == {"own_cnn"}  # every row says which detector scored it
     out = tmp_path / "scores.csv"
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG broken")
-    code = main(["predict", "--model", str(trained_run), images, str(bad), "--format", "csv", "--out", str(out)])
+    flags = ["--format", "csv", "--out", str(out), "--crop-face", "never"]
+    code = main(["predict", "--model", str(trained_run), images, str(bad), *flags])
     assert code == 1  # one image failed
     lines = out.read_text().splitlines()
     assert lines[0] == "path,label,p_fake,p_real,error,model,calibrated" and len(lines) == 14 and "bad.png" in lines[-1]
