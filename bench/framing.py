@@ -1,4 +1,4 @@
-"""What framing costs: `dfdetect predict` with `--crop-face never`, `auto` (the default) and `always`, side by side
+"""What framing costs: `dfdetect predict` with `--no-crop-face` (never), the default (auto) and `--crop-face` (always),
 on the same folders of images, with the detector that `predict` loads.
 
     python bench/framing.py --model dfdc-lite0 --folder dfdc=../shared/data/dfdc-faces/Test \

@@ -58,7 +58,7 @@ def test_evaluate_crops_loose_photos_by_default_and_every_face_when_asked(traine
     scores, summaries = {}, {}
     for mode in ("never", "always", "auto"):
         out, per_image = tmp_path / mode / "metrics.json", tmp_path / f"{mode}.csv"
-        flags = [] if mode == "auto" else ["--crop-face"] if mode == "always" else ["--crop-face", "never"]
+        flags = [] if mode == "auto" else ["--crop-face"] if mode == "always" else ["--no-crop-face"]
         arguments = ["evaluate", "--model", str(trained_run), "--data", str(data), *FLAGS, *flags]
         assert main([*arguments, "--out", str(out), "--per-image", str(per_image)]) == 0
         summaries[mode] = json.loads(out.read_text())["face_crop"]
@@ -81,5 +81,5 @@ def test_cross_evaluation_states_the_crops(trained_run: Path, tmp_path: Path) ->
     models = ["--model", f"a={trained_run}", "--model", f"b={trained_run}"]
     assert main(["evaluate", *models, "--data", f"photos={data}", "--crop-face", *FLAGS, "--out", str(out)]) == 0
     tables = (out / "tables.md").read_text()
-    assert "Face crops (`--crop-face always`): all cut to their largest face (mtcnn, margin -0.15" in tables
+    assert "Framing `always` (`--crop-face`): all cut to their largest face (mtcnn, margin -0.15" in tables
     assert "cut: photos 4/5 (1 without a face)" in tables

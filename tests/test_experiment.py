@@ -131,4 +131,4 @@ def test_arms_of_one_model_with_pseudo_fakes_and_a_cross_source_table(tiny_datas
     assert "pseudo_fakes: sbi,upsample" in (out / "pseudo" / "config.yaml").read_text()
     assert "pseudo_fakes: ''" in (out / "plain" / "config.yaml").read_text()
     held = json.loads((out / "plain" / "eval-other" / "metrics.json").read_text())
-    assert held["face_crop"]["mode"] == "auto" and "framed with `--crop-face auto`" in text
+    assert held["face_crop"]["mode"] == "auto" and "framed `auto` (`--crop-face`" in text

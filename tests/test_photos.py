@@ -91,3 +91,14 @@ def test_auto_cuts_loose_photos_and_scores_face_crops_and_faceless_images_whole(
     for photo, faces_found, expected in ((tight, 1, whole[0]), (blank, 0, whole[1])):
         assert photo.row["error"] is None and photo.row["face"] is None and photo.faces == []
         assert photo.row["faces_found"] == faces_found and photo.row["p_real"] == pytest.approx(expected.p_real)
+
+
+def test_framing_flags_parse_before_paths() -> None:
+    from dfdetect.cli import build_parser
+
+    parser = build_parser()
+    for flags, mode in (([], "auto"), (["--crop-face"], "always"), (["--no-crop-face"], "never")):
+        for command in ("predict", "evaluate"):
+            rest = ["photo.jpg"] if command == "predict" else ["--model", "m", "--data", "d"]
+            args = parser.parse_args([command, *flags, *rest])
+            assert args.crop_face == mode and (command != "predict" or args.paths == ["photo.jpg"])

@@ -15,7 +15,7 @@ import yaml
 
 from dfdetect.conventions import TTA_CHOICES
 from dfdetect.data.images import DEFAULT_MAX_PIXELS
-from dfdetect.faces import AUTO_CROP_BELOW, CROP_MODES, DEFAULT_MARGIN
+from dfdetect.faces import AUTO_CROP_BELOW, DEFAULT_MARGIN
 from dfdetect.run_folder import RunFolder
 
 logger = logging.getLogger("dfdetect")
@@ -110,17 +110,23 @@ def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_face_options(parser: argparse.ArgumentParser, crop: str) -> None:
-    """--crop-face, --face-detector and --face-margin, shared by predict and evaluate (`crop` says what a cut is)."""
+    """--crop-face / --no-crop-face (neither: auto), --face-detector and --face-margin, shared by predict, evaluate
+    and serve (`crop` says what is done with the faces)."""
     parser.add_argument(
         "--crop-face",
-        nargs="?",
-        choices=CROP_MODES,
+        dest="crop_face",
+        action="store_const",
         const="always",
         default="auto",
-        metavar="{auto,always,never}",
-        help=f"{crop}: auto (default) cuts images that show much more than a face (the face's crop spans under "
-        f"{AUTO_CROP_BELOW} of the shorter side) and scores face crops as they are; always (or the bare flag) cuts "
-        "every image with a face; never scores every image as it is",
+        help=f"{crop}, in every image with a face. Default (auto): only in images that show much more than a face "
+        f"(the face's crop spans under {AUTO_CROP_BELOW} of the shorter side); face crops are scored as they are",
+    )
+    parser.add_argument(
+        "--no-crop-face",
+        dest="crop_face",
+        action="store_const",
+        const="never",
+        help="score every image as it is, face or not (no face finding: fastest on face crops)",
     )
     parser.add_argument(
         "--face-detector", choices=("mtcnn", "haar"), default="mtcnn", help="MTCNN (default) or OpenCV's Haar cascade"
@@ -304,7 +310,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
     print(f"{name} on {evaluation.folder} ({len(evaluation.samples)} images, {len(evaluation.bad_files)} skipped)")
     if crop := evaluation.metrics["face_crop"]:
         print(
-            f"--crop-face {crop['mode']}: {crop['cropped']} cut to their largest face, {crop['already_framed']} "
+            f"framing {crop['mode']}: {crop['cropped']} cut to their largest face, {crop['already_framed']} "
             f"already framed like a face crop, {crop['no_face']} without a face (scored as they are)"
         )
     print()
@@ -696,10 +702,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a held-out evaluation set (Real/Fake folders; never trained on), repeatable: a cross-source table",
     )
     experiment.add_argument(
-        "--crop-face",
-        choices=CROP_MODES,
-        default="auto",
-        help="how the --eval sets' images are framed, as in `evaluate --crop-face` (default auto)",
+        "--crop-face", dest="crop_face", action="store_const", const="always", default="auto",
+        help="cut every --eval image with a face to its largest face (default: only loosely framed ones, as evaluate)",
+    )  # fmt: skip
+    experiment.add_argument(
+        "--no-crop-face", dest="crop_face", action="store_const", const="never", help="score --eval images as they are"
     )
     experiment.add_argument("--out", type=Path, required=True, help="experiment folder (rerun to continue)")
 

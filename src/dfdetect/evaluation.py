@@ -208,7 +208,7 @@ def face_crop_note(face_crop: FaceCropper, results: Mapping[str, Mapping[str, Ma
         counts.append(f"{data} {crop['cropped']}/{total} ({crop['no_face']} without a face)")
     rule = "loosely framed ones" if face_crop.mode == "auto" else "all"
     return (
-        f"Face crops (`--crop-face {face_crop.mode}`): {rule} cut to their largest face ({face_crop.detector}, "
+        f"Framing `{face_crop.mode}` (`--crop-face`): {rule} cut to their largest face ({face_crop.detector}, "
         f"margin {face_crop.margin:+.2f} of the box on each side, as the training crops) before scoring, the rest "
         f"scored as they are; cut: {', '.join(counts)}."
     )

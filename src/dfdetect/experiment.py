@@ -309,7 +309,7 @@ def held_out_framing(outcomes: list[ModelOutcome]) -> str:
             for metrics in outcome.held_out.values()
         }
     )
-    return f"Held-out images framed with `--crop-face {' / '.join(modes)}` (see `dfdetect evaluate --help`)."
+    return f"Held-out images framed `{' / '.join(modes)}` (`--crop-face`; see `dfdetect evaluate --help`)."
 
 
 def run_experiment(

@@ -77,7 +77,7 @@ def write_face_explanations(
             continue
         image = load_rgb(Path(photo.row["path"]))
         canvas = image.copy()
-        if not photo.faces:  # scored as it is (--crop-face auto: a face crop, or no face found)
+        if not photo.faces:  # scored as it is (framing auto: a face crop, or no face found)
             target = folder / f"{Path(photo.row['path']).stem}.gradcam.png"
             overlay(image, gradcam_heatmaps(predictor, [image])[0][0]).save(target)
             written.append(target)

@@ -78,7 +78,7 @@ def _mtcnn() -> Any:
     except ImportError as error:
         raise ConfigError(
             f"MTCNN face detection needs PyTorch ({error}); without it, frame images with --face-detector haar "
-            "or score them as they are with --crop-face never"
+            "or score them as they are with --no-crop-face"
         ) from error
     return shared_detector()
 

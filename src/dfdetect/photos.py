@@ -1,8 +1,9 @@
 """Photos with several faces (`predict --crop-face`): every face above a size is scored, and the most fake face
 decides the photo's verdict (a swapped face among real ones makes the photo a fake).
 
-`--crop-face auto` (the default) does so only for photos that show much more than a face (faces.is_loosely_framed)
-and scores face crops, and images without a face, as they are; `always` cuts every photo (no face: an error row).
+By default (framing `auto`) it does so only for photos that show much more than a face (faces.is_loosely_framed)
+and scores face crops, and images without a face, as they are; `always` (`--crop-face`) cuts every photo (no
+face: an error row); `never` (`--no-crop-face`) cuts none.
 """
 
 from __future__ import annotations

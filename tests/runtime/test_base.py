@@ -55,13 +55,13 @@ def test_predict_command_formats_and_exit_code(
     assert main(["predict", "--model", str(trained_run), images, "--format", "jsonl", "--device", "cpu"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     columns = {"path", "label", "p_fake", "p_real", "error", "model", "calibrated"}
-    framing = {"faces_found", "face", "box"}  # --crop-face auto (the default) says how each image was framed
+    framing = {"faces_found", "face", "box"}  # framing auto (the default) says how each image was framed
     assert len(rows) == 12 and set(rows[0]) == columns | framing
     assert {row["model"] for row in rows} == {"own_cnn"}  # every row says which detector scored it
     out = tmp_path / "scores.csv"
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG broken")
-    flags = ["--format", "csv", "--out", str(out), "--crop-face", "never"]
+    flags = ["--format", "csv", "--out", str(out), "--no-crop-face"]
     code = main(["predict", "--model", str(trained_run), images, str(bad), *flags])
     assert code == 1  # one image failed
     lines = out.read_text().splitlines()

@@ -37,7 +37,7 @@ def test_metadata_travels_in_the_onnx_file(onnx_model: Path) -> None:
     assert metadata["class_map"] == {"0": "Fake", "1": "Real"}
 
 
-@pytest.mark.parametrize("framing", [["--crop-face", "never"], ["--face-detector", "haar"], []])
+@pytest.mark.parametrize("framing", [["--no-crop-face"], ["--face-detector", "haar"], []])
 def test_predict_with_onnx_runtime_never_imports_torch(onnx_model: Path, tiny_dataset: Path, framing: list) -> None:
     script = (
         "import sys; sys.modules['torch'] = None\n"  # any `import torch` now raises ImportError
@@ -48,7 +48,7 @@ def test_predict_with_onnx_runtime_never_imports_torch(onnx_model: Path, tiny_da
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env={**os.environ}
     )
-    if not framing:  # --crop-face auto finds faces with MTCNN, a PyTorch network: the error says what to do
+    if not framing:  # framing auto finds faces with MTCNN, a PyTorch network: the error says what to do
         assert result.returncode != 0 and "--face-detector haar" in result.stderr, result.stderr[-2000:]
         return
     assert result.returncode == 0, result.stderr[-2000:]

@@ -166,9 +166,9 @@ person reviewing what it flags. Not for deciding anything about a person on its 
 ## Known limits
 
 - It sees **face crops** like DFDC's (one face, cropped tightly: about 0.7 of a face detector's box, 224 px).
-  `predict`, `serve` and the Python API frame other images that way by default (`--crop-face auto`): a photo
+  `predict`, `serve` and the Python API frame other images that way by default (framing `auto`): a photo
   that shows much more than a face is cut to each face found, the most fake deciding; face crops, and images in
-  which no face is found, are scored as they are (`--crop-face never` scores everything as it is; videos are
+  which no face is found, are scored as they are (`--no-crop-face` scores everything as it is; videos are
   always cropped). On DFDC's own crops `auto` cuts nothing, so the metrics below hold either way.
 - It learned **one source of fakes** (the DFDC face swaps). On other generators it may call fakes real; see
   `docs/results.md` for what it scores on other sources.
