@@ -92,8 +92,7 @@ class Detector:
             for (index, _), framed in zip(
                 chunk, score_framed(self.predictor, [i for _, i in chunk], crop_face), strict=True
             ):
-                p_real = float(framed.p_real[framed.decisive])
-                results[index] = self.predictor.prediction(f"<image {index}>", p_real)
+                results[index] = self.predictor.prediction(f"<image {index}>", framed.verdict)
         return [result for result in results if result is not None]
 
     def explain(self, image: ImageInput) -> Explanation:

@@ -109,24 +109,22 @@ def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def add_crop_flags(parser: argparse.ArgumentParser, always: str, never: str) -> None:
+    """--crop-face (framing `always`) and --no-crop-face (`never`) into `crop_face`; neither: `auto`."""
+    parser.add_argument(
+        "--crop-face", dest="crop_face", action="store_const", const="always", default="auto", help=always
+    )
+    parser.add_argument("--no-crop-face", dest="crop_face", action="store_const", const="never", help=never)
+
+
 def add_face_options(parser: argparse.ArgumentParser, crop: str) -> None:
     """--crop-face / --no-crop-face (neither: auto), --face-detector and --face-margin, shared by predict, evaluate
     and serve (`crop` says what is done with the faces)."""
-    parser.add_argument(
-        "--crop-face",
-        dest="crop_face",
-        action="store_const",
-        const="always",
-        default="auto",
-        help=f"{crop}, in every image with a face. Default (auto): only in images that show much more than a face "
+    add_crop_flags(
+        parser,
+        f"{crop}, in every image with a face. Default (auto): only in images that show much more than a face "
         f"(the face's crop spans under {AUTO_CROP_BELOW} of the shorter side); face crops are scored as they are",
-    )
-    parser.add_argument(
-        "--no-crop-face",
-        dest="crop_face",
-        action="store_const",
-        const="never",
-        help="score every image as it is, face or not (no face finding: fastest on face crops)",
+        "score every image as it is, face or not (no face finding: fastest on face crops)",
     )
     parser.add_argument(
         "--face-detector", choices=("mtcnn", "haar"), default="mtcnn", help="MTCNN (default) or OpenCV's Haar cascade"
@@ -268,7 +266,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
     from dfdetect import pretrained
     from dfdetect.engine.checkpoint import resolve_checkpoint
     from dfdetect.evaluation import cross_evaluate, score_split, write_evaluation
-    from dfdetect.faces import FaceCropper
+    from dfdetect.faces import face_cropper
     from dfdetect.reporting.tables import (
         CROSS_METRICS,
         LABEL_NOTE,
@@ -287,9 +285,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
         "bootstrap": args.bootstrap,
         "seed": args.seed,
         "progress": tqdm_progress,
-        "face_crop": None
-        if args.crop_face == "never"
-        else FaceCropper(args.crop_face, args.face_detector, args.face_margin),
+        "face_crop": face_cropper(args.crop_face, args.face_detector, args.face_margin),
     }
     if len(models) > 1 or len(datasets) > 1:
         out = args.out or Path("evaluation")
@@ -701,12 +697,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=DIR",
         help="a held-out evaluation set (Real/Fake folders; never trained on), repeatable: a cross-source table",
     )
-    experiment.add_argument(
-        "--crop-face", dest="crop_face", action="store_const", const="always", default="auto",
-        help="cut every --eval image with a face to its largest face (default: only loosely framed ones, as evaluate)",
-    )  # fmt: skip
-    experiment.add_argument(
-        "--no-crop-face", dest="crop_face", action="store_const", const="never", help="score --eval images as they are"
+    add_crop_flags(
+        experiment,
+        "cut every --eval image with a face to its largest face (default: only loosely framed ones, as evaluate)",
+        "score --eval images as they are",
     )
     experiment.add_argument("--out", type=Path, required=True, help="experiment folder (rerun to continue)")
 

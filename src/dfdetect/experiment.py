@@ -30,7 +30,7 @@ from dfdetect.data.pseudo_fakes import make_pseudo_fake, parse_makers
 from dfdetect.engine.loops import Progress, no_progress
 from dfdetect.engine.trainer import fit
 from dfdetect.evaluation import calibrate_checkpoint, score_split, write_evaluation
-from dfdetect.faces import FaceCropper, check_crop_mode
+from dfdetect.faces import FaceCropper, face_cropper
 from dfdetect.models import weights_present
 from dfdetect.reporting.plots import plot_image_grid, plot_roc_curves, save_figure
 from dfdetect.reporting.report import Report
@@ -330,7 +330,7 @@ def run_experiment(
     `held_out` sets (evaluation only) get a cross-source table, their images framed as `evaluate --crop-face
     crop_face` frames them (faces found once for all arms). With a `tracker`, the experiment is one run and each
     arm a child run of it."""
-    face_crop = None if check_crop_mode(crop_face) == "never" else FaceCropper(crop_face)
+    face_crop = face_cropper(crop_face)
     tracker = tracker or Tracker()
     files = config_files or {}
     configs = {}

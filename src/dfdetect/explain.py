@@ -76,18 +76,16 @@ def write_face_explanations(
         if photo.row["error"]:
             continue
         image = load_rgb(Path(photo.row["path"]))
-        canvas = image.copy()
+        target = folder / f"{Path(photo.row['path']).stem}.gradcam.png"
+        written.append(target)
         if not photo.faces:  # scored as it is (framing auto: a face crop, or no face found)
-            target = folder / f"{Path(photo.row['path']).stem}.gradcam.png"
             overlay(image, gradcam_heatmaps(predictor, [image])[0][0]).save(target)
-            written.append(target)
             continue
+        canvas = image.copy()
         boxes = [crop_box(image, face_as_detected(face), margin) for face in photo.faces]
         crops = [image.crop(box) for box in boxes]
         heatmaps, _ = gradcam_heatmaps(predictor, crops)  # every face of the photo in one pass
         for box, crop, heatmap in zip(boxes, crops, heatmaps, strict=True):
             canvas.paste(overlay(crop, heatmap), box[:2])
-        target = folder / f"{Path(photo.row['path']).stem}.gradcam.png"
         draw_faces(canvas, photo.faces, 1 - predictor.threshold).save(target)
-        written.append(target)
     return written

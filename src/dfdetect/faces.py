@@ -137,6 +137,13 @@ def check_crop_mode(mode: str) -> str:
     return mode
 
 
+def cuts(image: Image.Image, face: Face | None, mode: str, margin: float = DEFAULT_MARGIN) -> bool:
+    """Whether framing `mode` cuts `image` to its largest `face` (None: no face found, nothing to cut)."""
+    if face is None or check_crop_mode(mode) == "never":
+        return False
+    return mode == "always" or is_loosely_framed(image, face, margin)
+
+
 def crop_largest_face(
     image: Image.Image, name: str = "<image>", margin: float = DEFAULT_MARGIN, detector: str = DEFAULT_DETECTOR
 ) -> Image.Image:
@@ -185,8 +192,8 @@ class FaceCropper:
                 continue
             face = largest_face(image, self.detector)
             self.found[path] = face is not None
-            cut = face is not None and (self.mode == "always" or is_loosely_framed(image, face, self.margin))
-            self.boxes[path] = crop_box(image, face, self.margin) if cut and face is not None else None
+            cut = cuts(image, face, self.mode, self.margin)
+            self.boxes[path] = crop_box(image, face, self.margin) if face is not None and cut else None
             if done % LOG_EVERY == 0 or done == len(missing):
                 logger.info("faces: %d/%d images, %.0f s", done, len(missing), time.perf_counter() - started)
         return {path: self.boxes[path] for path in paths}
@@ -205,3 +212,8 @@ class FaceCropper:
             "already_framed": len(paths) - cropped - no_face,
             "no_face": no_face,
         }
+
+
+def face_cropper(mode: str, detector: str = DEFAULT_DETECTOR, margin: float = DEFAULT_MARGIN) -> FaceCropper | None:
+    """The FaceCropper of framing `mode` for a dataset's images, or None for `never` (scored as they are)."""
+    return None if check_crop_mode(mode) == "never" else FaceCropper(mode, detector, margin)

@@ -25,8 +25,8 @@ from dfdetect.faces import (
     Face,
     check_crop_mode,
     crop_face,
+    cuts,
     detect_faces,
-    is_loosely_framed,
 )
 from dfdetect.runtime.base import BasePredictor
 
@@ -68,8 +68,7 @@ def frame(
     the image is scored as it is): always when there is a face in `always` mode, for loosely framed photos in
     `auto` mode, never in `never` mode."""
     faces = detect_faces(image, detector, min_size=min_face) if check_crop_mode(mode) != "never" else []
-    cut = bool(faces) and (mode == "always" or is_loosely_framed(image, faces[0], margin))
-    return faces, cut
+    return faces, cuts(image, faces[0] if faces else None, mode, margin)
 
 
 def predict_photo(
@@ -139,6 +138,11 @@ class Framed:
         """Index of the score that decides: the most fake face's."""
         return int(np.argmin(self.p_real))
 
+    @property
+    def verdict(self) -> float:
+        """P(Real) that decides the image: its most fake face's, or the whole image's."""
+        return float(self.p_real[self.decisive])
+
 
 def score_framed(
     predictor: BasePredictor,
@@ -165,8 +169,7 @@ def score_framed(
 
 def photo_prediction(predictor: BasePredictor, path: Path, framed: Framed) -> PhotoPrediction:
     """The photo's row: the most fake face's verdict when its faces were cut out, else the whole image's."""
-    p_real = float(framed.p_real[framed.decisive])
-    row = {**predictor.prediction(str(path), p_real).to_dict(), "faces_found": len(framed.faces)}
+    row = {**predictor.prediction(str(path), framed.verdict).to_dict(), "faces_found": len(framed.faces)}
     if not framed.cut:
         return PhotoPrediction({**row, "face": None, "box": None})
     scores = [

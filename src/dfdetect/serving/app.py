@@ -225,12 +225,11 @@ def create_app(
             for (index, _), framed in zip(
                 images, score_framed(predictor, [i for _, i in images], *framing), strict=True
             ):
-                p = float(framed.p_real[framed.decisive])
                 results[index] = PredictionResult(
                     filename=uploads[index][0].filename or "upload",
-                    label=predictor.label_of(p),
-                    p_fake=1 - p,
-                    p_real=p,
+                    label=predictor.label_of(framed.verdict),
+                    p_fake=1 - framed.verdict,
+                    p_real=framed.verdict,
                     faces_found=None if crop_face == "never" else len(framed.faces),
                     face=framed.decisive if framed.cut else None,
                 )
