@@ -51,9 +51,20 @@ class AugmentConfig:
     jpeg_quality_max: int = 100
     blur_p: float = 0.1
     blur_sigma_max: float = 3.0
+    # Class-conditional: each real face softened, each fake one sharpened, with this probability, so that sharpness
+    # stops telling the classes apart (data/sharpness.py; docs/results.md, section 18). Off in both recipes.
+    balance_sharpness_p: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("hflip_p", "rotation_p", "color_jitter_p", "resized_crop_p", "jpeg_p", "blur_p"):
+        for name in (
+            "hflip_p",
+            "rotation_p",
+            "color_jitter_p",
+            "resized_crop_p",
+            "jpeg_p",
+            "blur_p",
+            "balance_sharpness_p",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"augment.{name} = {value}: a probability must be in [0, 1]")

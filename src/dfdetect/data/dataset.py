@@ -17,8 +17,12 @@ from dfdetect.conventions import epoch_seed, sample_seed
 from dfdetect.data.discovery import Sample
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from dfdetect.data.pseudo_fakes import make_pseudo_fake
+from dfdetect.data.sharpness import balance_sharpness
 
 logger = logging.getLogger(__name__)
+
+SHARPNESS_STREAM = 1
+"""Second word of the seed of sharpness balancing's generator (the first is the sample's seed)."""
 
 
 class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -33,6 +37,7 @@ class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         pseudo_fake_p: float = 0.5,
         landmarks: Mapping[Path, np.ndarray | None] | None = None,
         crops: Mapping[Path, tuple[int, int, int, int] | None] | None = None,
+        balance_sharpness_p: float = 0.0,
     ) -> None:
         self.samples = list(samples)
         self.transform = transform
@@ -40,6 +45,7 @@ class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.pseudo_fakes, self.pseudo_fake_p = list(pseudo_fakes), pseudo_fake_p
         self.landmarks = landmarks or {}  # found once before training (data/landmarks.py); else MTCNN per image
         self.crops = crops or {}  # face boxes found once (faces.FaceCropper); an image without one is used whole
+        self.balance_sharpness_p = balance_sharpness_p  # class-conditional, so here and not in the transform
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -59,6 +65,9 @@ class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             if generator.random() < self.pseudo_fake_p:
                 image = Image.fromarray(self.pseudo_fake(np.asarray(image), sample.path, generator))
                 label = 0
+        if self.balance_sharpness_p > 0:  # its own stream, so runs without it keep their pseudo-fakes
+            generator = np.random.default_rng([seed, SHARPNESS_STREAM])
+            image = Image.fromarray(balance_sharpness(np.asarray(image), label, self.balance_sharpness_p, generator))
         # Augmentation drawn from a per-sample seed: the same in any worker, after a resume, on any rank.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

@@ -195,7 +195,10 @@ def build_loader(
         return CachedBatches(cache, sampler, per_rank_batch, device, augment)  # type: ignore[return-value]
     transform = build_train_transform(preprocessing, config.augment) if train else build_eval_transform(preprocessing)
     makers = parse_makers(config.pseudo_fakes) if train else []
-    dataset = FaceDataset(samples, transform, config.max_image_pixels, makers, config.pseudo_fake_p, landmarks)
+    balance = config.augment.balance_sharpness_p if train else 0.0
+    dataset = FaceDataset(
+        samples, transform, config.max_image_pixels, makers, config.pseudo_fake_p, landmarks, None, balance
+    )
     workers = default_workers(config.workers)
     logger.info("input (%s): PIL decoding in %d DataLoader worker(s)", split, workers)
     return make_loader(
@@ -223,8 +226,8 @@ def training_landmarks(
 
 def input_pipeline(config: TrainConfig, device: torch.device, count: int, size: int) -> str:
     """Which input path a run uses (see TrainConfig.input_pipeline)."""
-    if config.pseudo_fakes:
-        return "workers"  # pseudo-fakes are made from decoded PIL images, in the DataLoader workers
+    if config.pseudo_fakes or config.augment.balance_sharpness_p > 0:
+        return "workers"  # pseudo-fakes and sharpness balancing work on decoded PIL images, in the DataLoader workers
     if config.input_pipeline != "auto":
         return config.input_pipeline
     needed = cache_bytes(count, size)
