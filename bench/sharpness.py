@@ -1,0 +1,120 @@
+"""Is sharpness a shortcut? How well a face's sharpness alone tells Real from Fake in each set, how the detectors'
+scores follow it, what resampling every face through a lower resolution does, and what training-time sharpness
+balancing (`--set augment.balance_sharpness_p=P`) leaves of the cue on Train (docs/results.md, section 18).
+
+    python bench/sharpness.py --data dfdc-val=../shared/data/dfdc-faces/Validation \
+        --data lfw-faceswap=../shared/data/lfw-faceswap --data stylegan2-lfw=../shared/data/stylegan2-lfw \
+        --model dfdc-lite0 --resample 96,64 --train ../shared/data/dfdc-faces/Train --balance 0,0.2,0.3
+
+Each image is framed as `dfdetect evaluate` frames it by default (auto: a loosely framed photo is cut to its largest
+face). Sharpness is the variance of the Laplacian of the framed face resized to 128 px; "sharpness AUC" ranks by it
+with Real as the positive class (above 0.5: the sharper face tends to be the real one). No timings: the numbers do
+not depend on what else runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sklearn.metrics import roc_auc_score
+
+from dfdetect.data.discovery import list_samples
+from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from dfdetect.data.sharpness import balance_sharpness, laplacian_variance
+from dfdetect.faces import FaceCropper
+from dfdetect.reporting.tables import markdown_table
+from dfdetect.runtime.factory import load_predictor
+
+SIZE = 128
+"""Side the framed face is resized to before its sharpness is measured."""
+
+
+def framed_faces(folder: Path) -> tuple[list[Image.Image], np.ndarray]:
+    """Every image of a Real/Fake folder framed the default way, and its labels (1 = Real)."""
+    samples = list_samples(folder)
+    boxes = FaceCropper(mode="auto").boxes_of([s.path for s in samples], DEFAULT_MAX_PIXELS)
+    images = []
+    for sample in samples:
+        image, box = load_rgb(sample.path), boxes[sample.path]
+        images.append(image.crop(box) if box is not None else image)
+    return images, np.array([s.label for s in samples])
+
+
+def sharpness(image: Image.Image) -> float:
+    return laplacian_variance(np.asarray(image.convert("RGB").resize((SIZE, SIZE), Image.BICUBIC)))
+
+
+def resampled(image: Image.Image, side: int | None) -> Image.Image:
+    """The face brought down to `side` pixels (when larger); the model's preprocessing brings it back up."""
+    return image if side is None or image.width <= side else image.resize((side, side), Image.BICUBIC)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", action="append", default=[], metavar="NAME=DIR", help="a Real/Fake folder")
+    parser.add_argument("--model", action="append", default=[], metavar="[NAME=]MODEL")
+    parser.add_argument("--resample", default="", help="comma-separated sides to resample every face through")
+    parser.add_argument("--train", type=Path, help="a Train Real/Fake folder, for the balancing table")
+    parser.add_argument("--balance", default="0,0.2", help="comma-separated balance_sharpness_p values")
+    parser.add_argument("--sample", type=int, default=600, help="Train images per class for the balancing table")
+    args = parser.parse_args()
+
+    sides = [None] + [int(side) for side in args.resample.split(",") if side]
+    sets = {}
+    for entry in args.data:
+        name, _, folder = entry.rpartition("=")
+        sets[name or folder] = framed_faces(Path(folder))
+    rows = []
+    for name, (images, labels) in sets.items():
+        sharp = np.array([sharpness(image) for image in images])
+        widths = np.array([image.width for image in images])
+        rows.append(
+            [name, len(labels), f"{roc_auc_score(labels, sharp):.3f}"]
+            + [f"{np.median(widths[labels == label]):.0f}" for label in (1, 0)]
+        )
+        sets[name] = (images, labels, sharp)
+    if rows:
+        print(markdown_table(["set", "images", "sharpness AUC", "face side px, Real", "Fake"], rows), flush=True)
+
+    for entry in args.model:
+        name, _, model = entry.rpartition("=")
+        predictor = load_predictor(Path(model), device="cpu")
+        rows = []
+        for set_name, (images, labels, sharp) in sets.items():
+            row = [name or model, set_name]
+            for side in sides:
+                faces = [resampled(image, side) for image in images]
+                scores = np.concatenate([predictor.score_images(faces[i : i + 64]) for i in range(0, len(faces), 64)])
+                if side is None:
+                    row.append(f"{np.corrcoef(np.log(sharp + 1e-6), scores)[0, 1]:+.2f}")
+                row.append(f"{roc_auc_score(labels, scores):.3f}")
+            rows.append(row)
+            print(markdown_table(header(sides), rows[-1:]), flush=True)
+        print(markdown_table(header(sides), rows), flush=True)
+
+    if args.train:
+        rng = np.random.default_rng(0)
+        by_class = {label: [s.path for s in list_samples(args.train) if s.label == label] for label in (1, 0)}
+        paths = [path for label in (1, 0) for path in rng.choice(by_class[label], args.sample, replace=False)]
+        labels = np.array([1] * args.sample + [0] * args.sample)
+        faces = [np.asarray(load_rgb(path).resize((SIZE, SIZE), Image.BICUBIC)) for path in paths]
+        rows = []
+        for p in [float(value) for value in args.balance.split(",")]:
+            generator = np.random.default_rng(1)
+            sharp = [
+                laplacian_variance(balance_sharpness(f, int(y), p, generator))
+                for f, y in zip(faces, labels, strict=True)
+            ]
+            rows.append([p, len(labels), f"{roc_auc_score(labels, sharp):.3f}"])
+        print(markdown_table(["balance_sharpness_p", "Train images", "sharpness AUC"], rows))
+
+
+def header(sides: list[int | None]) -> list[str]:
+    return ["model", "set", "corr(score, log sharpness)", "AUC"] + [f"AUC through {side} px" for side in sides[1:]]
+
+
+if __name__ == "__main__":
+    main()
