@@ -174,6 +174,9 @@ person reviewing what it flags. Not for deciding anything about a person on its 
   `docs/results.md` for what it scores on other sources.
 - DFDC's faces are frames of compressed video; very clean photos, heavy filters, or strong recompression move
   its scores (`dfdetect robustness` measures how far).
+- Its score follows a face's **sharpness** (the sharper face looks more real, as in DFDC, where swapped faces
+  are a little softer): a real face blown up from a small photo looks more fake, a downscaled generated face
+  more real (docs/results.md, section 18).
 - Probabilities are calibrated on DFDC Validation; on other data they are only as good as that match.
 
 ## Check it
