@@ -67,15 +67,14 @@ def main() -> None:
     for entry in args.data:
         name, _, folder = entry.rpartition("=")
         sets[name or folder] = framed_faces(Path(folder))
+    sharp = {name: np.array([sharpness(image) for image in images]) for name, (images, _) in sets.items()}
     rows = []
     for name, (images, labels) in sets.items():
-        sharp = np.array([sharpness(image) for image in images])
         widths = np.array([image.width for image in images])
         rows.append(
-            [name, len(labels), f"{roc_auc_score(labels, sharp):.3f}"]
+            [name, len(labels), f"{roc_auc_score(labels, sharp[name]):.3f}"]
             + [f"{np.median(widths[labels == label]):.0f}" for label in (1, 0)]
         )
-        sets[name] = (images, labels, sharp)
     if rows:
         print(markdown_table(["set", "images", "sharpness AUC", "face side px, Real", "Fake"], rows), flush=True)
 
@@ -83,13 +82,13 @@ def main() -> None:
         name, _, model = entry.rpartition("=")
         predictor = load_predictor(Path(model), device="cpu")
         rows = []
-        for set_name, (images, labels, sharp) in sets.items():
+        for set_name, (images, labels) in sets.items():
             row = [name or model, set_name]
             for side in sides:
                 faces = [resampled(image, side) for image in images]
                 scores = np.concatenate([predictor.score_images(faces[i : i + 64]) for i in range(0, len(faces), 64)])
                 if side is None:
-                    row.append(f"{np.corrcoef(np.log(sharp + 1e-6), scores)[0, 1]:+.2f}")
+                    row.append(f"{np.corrcoef(np.log(sharp[set_name] + 1e-6), scores)[0, 1]:+.2f}")
                 row.append(f"{roc_auc_score(labels, scores):.3f}")
             rows.append(row)
             print(markdown_table(header(sides), rows[-1:]), flush=True)
@@ -97,7 +96,8 @@ def main() -> None:
 
     if args.train:
         rng = np.random.default_rng(0)
-        by_class = {label: [s.path for s in list_samples(args.train) if s.label == label] for label in (1, 0)}
+        train = list_samples(args.train)
+        by_class = {label: [s.path for s in train if s.label == label] for label in (1, 0)}
         paths = [path for label in (1, 0) for path in rng.choice(by_class[label], args.sample, replace=False)]
         labels = np.array([1] * args.sample + [0] * args.sample)
         faces = [np.asarray(load_rgb(path).resize((SIZE, SIZE), Image.BICUBIC)) for path in paths]

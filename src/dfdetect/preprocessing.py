@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -56,15 +56,7 @@ class AugmentConfig:
     balance_sharpness_p: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in (
-            "hflip_p",
-            "rotation_p",
-            "color_jitter_p",
-            "resized_crop_p",
-            "jpeg_p",
-            "blur_p",
-            "balance_sharpness_p",
-        ):
+        for name in (field.name for field in fields(self) if field.name.endswith("_p")):  # the probabilities
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"augment.{name} = {value}: a probability must be in [0, 1]")

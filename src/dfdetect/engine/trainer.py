@@ -195,9 +195,14 @@ def build_loader(
         return CachedBatches(cache, sampler, per_rank_batch, device, augment)  # type: ignore[return-value]
     transform = build_train_transform(preprocessing, config.augment) if train else build_eval_transform(preprocessing)
     makers = parse_makers(config.pseudo_fakes) if train else []
-    balance = config.augment.balance_sharpness_p if train else 0.0
     dataset = FaceDataset(
-        samples, transform, config.max_image_pixels, makers, config.pseudo_fake_p, landmarks, None, balance
+        samples,
+        transform,
+        config.max_image_pixels,
+        makers,
+        config.pseudo_fake_p,
+        landmarks,
+        balance_sharpness_p=config.augment.balance_sharpness_p if train else 0.0,
     )
     workers = default_workers(config.workers)
     logger.info("input (%s): PIL decoding in %d DataLoader worker(s)", split, workers)
