@@ -49,6 +49,11 @@ class TrainConfig:
     lr_gamma: float = setting(0.1, "StepLR: factor of each drop")
     pretrained: bool = setting(False, "start from ImageNet weights")
     weights_file: Path | None = setting(None, "local pretrained weights file (implies --pretrained)")
+    init: Path | None = setting(
+        None,
+        "fine-tune: start from the weights of a trained run folder, checkpoint file or shipped one-network detector "
+        "(same model; a new schedule and optimizer, unlike --resume)",
+    )
     freeze_backbone_epochs: int = setting(0, "train only the head for the first N epochs")
     backbone_lr_factor: float = setting(1.0, "backbone learning rate = lr x this factor")
     workers: int = setting(-1, "DataLoader worker processes; -1: one per core (up to 8), 0: the main process")

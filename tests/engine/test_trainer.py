@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dfdetect.config import TrainConfig
-from dfdetect.engine.checkpoint import load_checkpoint
+from dfdetect.engine.checkpoint import initial_weights, load_checkpoint
 from dfdetect.engine.device import cpu_has_bf16_units, use_bf16
 from dfdetect.engine.trainer import (
     EarlyStopping,
@@ -20,6 +20,7 @@ from dfdetect.engine.trainer import (
     build_scheduler,
     fit,
 )
+from dfdetect.errors import CheckpointError
 from dfdetect.models import create_model
 from dfdetect.runtime.torch_backend import load_model
 from tests.conftest import tiny_config
@@ -201,3 +202,29 @@ def test_a_run_with_weight_ema_resumes_to_the_same_weights(tiny_dataset: Path, t
     assert all(torch.equal(one[key], two[key]) for key in one)
     assert state_one is not None and state_two is not None
     assert all(torch.equal(state_one["raw_model"][key], state_two["raw_model"][key]) for key in state_one["raw_model"])
+
+
+def test_fine_tuning_starts_from_the_given_run_not_from_scratch(tiny_dataset: Path, tmp_path: Path) -> None:
+    key = "backbone.0.weight"
+    fit(tiny_config(tiny_dataset, tmp_path / "start", lr=5e-2))  # moves the weights far from the seeded init
+    start, _, _ = load_checkpoint(tmp_path / "start" / "checkpoints" / "best.safetensors")
+    # A rate this small leaves every weight where it started, so the end shows the start.
+    config = tiny_config(tiny_dataset, tmp_path / "tuned", lr=1e-9, init=tmp_path / "start")
+    fit(config)
+    tuned, metadata, _ = load_checkpoint(tmp_path / "tuned" / "checkpoints" / "last.safetensors")
+    fit(tiny_config(tiny_dataset, tmp_path / "scratch", lr=1e-9))
+    scratch, _, _ = load_checkpoint(tmp_path / "scratch" / "checkpoints" / "last.safetensors")
+    assert torch.allclose(tuned[key], start[key], atol=1e-6)
+    assert not torch.allclose(scratch[key], start[key], atol=1e-2)
+    assert metadata["config"]["init"] == str(tmp_path / "start")
+
+
+def test_fine_tuning_a_shipped_detector_and_what_it_refuses(trained_run: Path) -> None:
+    state, _, path = initial_weights(Path("dfdc-lite0"), "efficientnet_lite0")  # fp16 on disk
+    model = create_model("efficientnet_lite0")
+    model.load_state_dict(state)
+    assert model.head[0].weight.dtype == torch.float32 and path.name.startswith("dfdc-lite0-")
+    with pytest.raises(CheckpointError, match="an ensemble of 2 networks"):
+        initial_weights(Path("dfdc-lite0-ens"), "efficientnet_lite0")
+    with pytest.raises(CheckpointError, match="weights of 'own_cnn', not of 'efficientnet_lite0'"):
+        initial_weights(trained_run, "efficientnet_lite0")

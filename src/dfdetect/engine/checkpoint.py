@@ -155,3 +155,20 @@ def resolve_checkpoint(path: Path, which: str = "best") -> Path:
         names = ", ".join(detector.name for detector in shipped_detectors()) or "none"
         raise CheckpointError(f"{path}: no such run folder, checkpoint file or shipped detector (shipped: {names})")
     return path
+
+
+def initial_weights(source: Path, model: str) -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:
+    """The weights a fine-tuning run of `model` starts from: one network's checkpoint (run folder, file or shipped
+    detector name) of that same model; an ensemble or another model is an error that names the source."""
+    path = resolve_checkpoint(source)
+    state, metadata, _ = load_checkpoint(path)
+    found = metadata.get("model")
+    if metadata.get("ensemble"):
+        members = len(metadata["ensemble"].get("members", []))
+        raise CheckpointError(
+            f"{path}: an ensemble of {members} networks; fine-tuning starts from one network (a run folder or "
+            "checkpoint of one model)"
+        )
+    if found != model:
+        raise CheckpointError(f"{path}: weights of {found!r}, not of {model!r}; give --model {found} to fine-tune it")
+    return state, metadata, path

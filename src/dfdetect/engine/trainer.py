@@ -36,7 +36,13 @@ from dfdetect.data.gpu_pipeline import BatchAugment, CachedBatches, DecodedImage
 from dfdetect.data.landmarks import landmarks_for
 from dfdetect.data.pseudo_fakes import parse_makers
 from dfdetect.data.transforms import Preprocessing, build_eval_transform, build_train_transform
-from dfdetect.engine.checkpoint import atomic_write, build_metadata, load_checkpoint, save_checkpoint
+from dfdetect.engine.checkpoint import (
+    atomic_write,
+    build_metadata,
+    initial_weights,
+    load_checkpoint,
+    save_checkpoint,
+)
 from dfdetect.engine.device import default_workers, place_model, resolve_device, use_bf16
 from dfdetect.engine.distributed import (
     DistributedContext,
@@ -49,6 +55,7 @@ from dfdetect.engine.distributed import (
 from dfdetect.engine.loops import Progress, no_progress, predict_loader, train_one_epoch
 from dfdetect.metrics import binary_cross_entropy
 from dfdetect.models import Detector, create_model
+from dfdetect.models.weights import load_into
 from dfdetect.reporting.plots import plot_learning_curve, save_figure
 from dfdetect.run_folder import RunFolder
 from dfdetect.tracking import Tracker
@@ -421,6 +428,19 @@ def build_ema(model: nn.Module, config: TrainConfig) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
 
 
+def start_from(model: Detector, source: Path, config: TrainConfig) -> None:
+    """Fine-tuning (`init`): load a trained network's weights; optimizer, schedule and epochs start afresh."""
+    state, metadata, path = initial_weights(source, config.model)
+    load_into(model, state, path)
+    logger.info(
+        "fine-tuning from %s (epoch %s of its run, trained at %s px; this run: %d px)",
+        path,
+        metadata.get("epoch"),
+        metadata.get("preprocessing", {}).get("input_size"),
+        config.image_size,
+    )
+
+
 def training_device(config: TrainConfig, context: DistributedContext) -> torch.device:
     """This rank's GPU under torchrun, else the configured device."""
     if context.enabled and torch.cuda.is_available() and config.device != "cpu":
@@ -476,6 +496,8 @@ def fit(
         weights_file=config.weights_file,
         image_size=config.image_size,
     )
+    if config.init is not None and not resume:  # a resume loads the run's own last weights below
+        start_from(model, config.init, config)
     bf16 = use_bf16(config.precision, device)
     place_model(model, device, bf16)
     landmarks = training_landmarks(config, data.train, run, context)
