@@ -228,3 +228,9 @@ def test_fine_tuning_a_shipped_detector_and_what_it_refuses(trained_run: Path) -
         initial_weights(Path("dfdc-lite0-ens"), "efficientnet_lite0")
     with pytest.raises(CheckpointError, match="weights of 'own_cnn', not of 'efficientnet_lite0'"):
         initial_weights(trained_run, "efficientnet_lite0")
+
+
+def test_a_wrong_init_fails_before_the_data_is_read(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "no-data-here", tmp_path / "run", init=tmp_path / "no-run-here")
+    with pytest.raises(CheckpointError, match="no-run-here: no such run folder"):
+        fit(config)

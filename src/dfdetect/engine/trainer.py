@@ -428,9 +428,11 @@ def build_ema(model: nn.Module, config: TrainConfig) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
 
 
-def start_from(model: Detector, source: Path, config: TrainConfig) -> None:
+def start_from(
+    model: Detector, start: tuple[dict[str, torch.Tensor], dict[str, Any], Path], config: TrainConfig
+) -> None:
     """Fine-tuning (`init`): load a trained network's weights; optimizer, schedule and epochs start afresh."""
-    state, metadata, path = initial_weights(source, config.model)
+    state, metadata, path = start
     load_into(model, state, path)
     logger.info(
         "fine-tuning from %s (epoch %s of its run, trained at %s px; this run: %d px)",
@@ -485,6 +487,8 @@ def fit(
     run = RunFolder(config.out)
     context = init_distributed(config.device)
     device = training_device(config, context)
+    # A wrong --init fails before the data's pre-scan, which takes minutes on a large Train.
+    start = initial_weights(config.init, config.model) if config.init is not None and not resume else None
     data = data or prepare_data(config)
     tracker = tracker if context.is_main and tracker is not None else Tracker()
 
@@ -496,8 +500,8 @@ def fit(
         weights_file=config.weights_file,
         image_size=config.image_size,
     )
-    if config.init is not None and not resume:  # a resume loads the run's own last weights below
-        start_from(model, config.init, config)
+    if start is not None:  # a resume loads the run's own last weights below instead
+        start_from(model, start, config)
     bf16 = use_bf16(config.precision, device)
     place_model(model, device, bf16)
     landmarks = training_landmarks(config, data.train, run, context)
