@@ -104,11 +104,11 @@ def main() -> None:
         rows = []
         for p in [float(value) for value in args.balance.split(",")]:
             generator = np.random.default_rng(1)
-            sharp = [
+            balanced = [
                 laplacian_variance(balance_sharpness(f, int(y), p, generator))
                 for f, y in zip(faces, labels, strict=True)
             ]
-            rows.append([p, len(labels), f"{roc_auc_score(labels, sharp):.3f}"])
+            rows.append([p, len(labels), f"{roc_auc_score(labels, balanced):.3f}"])
         print(markdown_table(["balance_sharpness_p", "Train images", "sharpness AUC"], rows))
 
 

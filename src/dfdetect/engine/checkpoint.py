@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 from dfdetect.conventions import CLASS_NAMES, METADATA_KEY
 from dfdetect.conventions import VERSION as __version__
 from dfdetect.errors import CheckpointError
+from dfdetect.models.ensemble import ENSEMBLE
 from dfdetect.pretrained import shipped_detector, shipped_detectors
 from dfdetect.run_folder import RunFolder
 
@@ -157,18 +158,25 @@ def resolve_checkpoint(path: Path, which: str = "best") -> Path:
     return path
 
 
-def initial_weights(source: Path, model: str) -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:
+class InitialWeights(NamedTuple):
+    """What a fine-tuning run starts from: the weights, their metadata and the file they came from."""
+
+    state: dict[str, torch.Tensor]
+    metadata: dict[str, Any]
+    path: Path
+
+
+def initial_weights(source: Path, model: str) -> InitialWeights:
     """The weights a fine-tuning run of `model` starts from: one network's checkpoint (run folder, file or shipped
     detector name) of that same model; an ensemble or another model is an error that names the source."""
     path = resolve_checkpoint(source)
     state, metadata, _ = load_checkpoint(path)
-    found = metadata.get("model")
-    if metadata.get("ensemble"):
-        members = len(metadata["ensemble"].get("members", []))
+    found = metadata["model"]
+    if found == ENSEMBLE:
         raise CheckpointError(
-            f"{path}: an ensemble of {members} networks; fine-tuning starts from one network (a run folder or "
-            "checkpoint of one model)"
+            f"{path}: an ensemble of {len(metadata['ensemble']['members'])} networks; fine-tuning starts from one "
+            "network (a run folder or checkpoint of one model)"
         )
     if found != model:
         raise CheckpointError(f"{path}: weights of {found!r}, not of {model!r}; give --model {found} to fine-tune it")
-    return state, metadata, path
+    return InitialWeights(state, metadata, path)

@@ -37,6 +37,7 @@ from dfdetect.data.landmarks import landmarks_for
 from dfdetect.data.pseudo_fakes import parse_makers
 from dfdetect.data.transforms import Preprocessing, build_eval_transform, build_train_transform
 from dfdetect.engine.checkpoint import (
+    InitialWeights,
     atomic_write,
     build_metadata,
     initial_weights,
@@ -428,17 +429,14 @@ def build_ema(model: nn.Module, config: TrainConfig) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
 
 
-def start_from(
-    model: Detector, start: tuple[dict[str, torch.Tensor], dict[str, Any], Path], config: TrainConfig
-) -> None:
+def start_from(model: Detector, start: InitialWeights, config: TrainConfig) -> None:
     """Fine-tuning (`init`): load a trained network's weights; optimizer, schedule and epochs start afresh."""
-    state, metadata, path = start
-    load_into(model, state, path)
+    load_into(model, start.state, start.path)
     logger.info(
         "fine-tuning from %s (epoch %s of its run, trained at %s px; this run: %d px)",
-        path,
-        metadata.get("epoch"),
-        metadata.get("preprocessing", {}).get("input_size"),
+        start.path,
+        start.metadata.get("epoch"),
+        start.metadata.get("preprocessing", {}).get("input_size"),
         config.image_size,
     )
 
