@@ -53,16 +53,23 @@ def test_dataset_crops_each_image_to_its_box(monkeypatch: pytest.MonkeyPatch) ->
     assert dataset[0][0].tolist() == [50, 50] and dataset[1][0].tolist() == [200, 100]
 
 
-def test_evaluate_crops_loose_photos_by_default_and_every_face_when_asked(trained_run: Path, tmp_path: Path) -> None:
+def test_evaluate_crops_loose_photos_by_default_and_every_face_when_asked(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dfdetect import faces
+
     data = photo_folder(tmp_path / "photos")
+    faces_file = ["--faces-file", str(tmp_path / "faces.json")]
+    mode_flags = {"never": ["--no-crop-face"], "always": ["--crop-face", *faces_file], "auto": faces_file}
     scores, summaries = {}, {}
-    for mode in ("never", "always", "auto"):
+    for mode, flags in mode_flags.items():
         out, per_image = tmp_path / mode / "metrics.json", tmp_path / f"{mode}.csv"
-        flags = [] if mode == "auto" else ["--crop-face"] if mode == "always" else ["--no-crop-face"]
         arguments = ["evaluate", "--model", str(trained_run), "--data", str(data), *FLAGS, *flags]
         assert main([*arguments, "--out", str(out), "--per-image", str(per_image)]) == 0
         summaries[mode] = json.loads(out.read_text())["face_crop"]
         scores[mode] = p_real_by_file(per_image)
+        if mode == "always":  # `auto` frames the photos from the faces `always` found and kept in the file
+            monkeypatch.setattr(faces, "largest_face", None)
     common = {"detector": "mtcnn", "margin": -0.15, "no_face": 1}
     assert summaries["never"] is None
     assert summaries["always"] == {**common, "mode": "always", "cropped": 4, "already_framed": 0}

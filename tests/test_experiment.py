@@ -132,3 +132,5 @@ def test_arms_of_one_model_with_pseudo_fakes_and_a_cross_source_table(tiny_datas
     assert "pseudo_fakes: ''" in (out / "plain" / "config.yaml").read_text()
     held = json.loads((out / "plain" / "eval-other" / "metrics.json").read_text())
     assert held["face_crop"]["mode"] == "auto" and "framed `auto` (`--crop-face`" in text
+    faces = json.loads((out / "faces.json").read_text())["detectors"]["mtcnn"]  # kept for a rerun to continue
+    assert len(faces) == sum(1 for path in (tiny_dataset / "Test").rglob("*") if path.is_file())

@@ -126,3 +126,59 @@ def test_face_cropper_finds_each_box_once_and_scores_faceless_images_whole(
 
     monkeypatch.setattr(faces, "largest_face", no_second_search)
     assert cropper.boxes_of(paths[::-1], max_pixels=10**7) == {path: boxes[path] for path in paths[::-1]}
+
+
+def test_faces_file_serves_a_later_cropper_of_any_framing_and_looks_again_only_at_changed_images(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dfdetect import faces
+    from dfdetect.faces import FaceCropper
+
+    paths = [tmp_path / "loose.png", tmp_path / "tight.png", tmp_path / "grey.png"]
+    scene(160, 240, 120).save(paths[0])
+    scene(200, 0, 0, size=(220, 220), seed=1).save(paths[1])  # the face fills the image: `auto` leaves it whole
+    Image.new("RGB", (320, 240), "grey").save(paths[2])
+    file = tmp_path / "faces.json"
+    first = FaceCropper("always", margin=-0.15, faces_file=file)
+    first.boxes_of(paths, max_pixels=10**7)
+    assert file.is_file()
+    reference = FaceCropper("auto", margin=0.1)  # no file: finds every face itself
+    expected = reference.boxes_of(paths, max_pixels=10**7)
+    assert expected[paths[0]] is not None and expected[paths[1]] is None and expected[paths[2]] is None
+
+    searched: list[str] = []
+    real_largest_face = faces.largest_face
+
+    def counted(image: Image.Image, detector: str = "mtcnn") -> faces.Face | None:
+        searched.append(detector)
+        return real_largest_face(image, detector)
+
+    monkeypatch.setattr(faces, "largest_face", counted)
+    later = FaceCropper("auto", margin=0.1, faces_file=file)
+    assert later.boxes_of(paths, max_pixels=10**7) == expected
+    assert later.summary(paths) == reference.summary(paths)
+    assert searched == []
+
+    Image.new("RGB", (300, 200), "white").save(paths[2])  # a changed file is looked at again, and only it
+    again = FaceCropper("always", margin=-0.15, faces_file=file)
+    again.boxes_of(paths, max_pixels=10**7)
+    assert searched == ["mtcnn"]
+    assert again.detections[paths[2]] == faces.Detection((300, 200), None)
+    searched.clear()
+    FaceCropper("always", "haar", faces_file=file).boxes_of(paths[:1], max_pixels=10**7)  # another detector's faces
+    assert searched == ["haar"]
+    assert FaceCropper("always", faces_file=file).boxes_of(paths, max_pixels=10**7) == first.boxes_of(paths, 10**7)
+    assert searched == ["haar"]  # the MTCNN entries survived the haar run's write
+
+
+def test_an_unreadable_faces_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    from dfdetect.errors import DatasetError
+    from dfdetect.faces import FaceCropper
+
+    image = tmp_path / "grey.png"
+    Image.new("RGB", (64, 64), "grey").save(image)
+    file = tmp_path / "faces.json"
+    for text in ("{not json", '{"format": 99}'):
+        file.write_text(text)
+        with pytest.raises(DatasetError, match="faces.json"):
+            FaceCropper(faces_file=file).boxes_of([image], max_pixels=10**7)

@@ -285,7 +285,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
         "bootstrap": args.bootstrap,
         "seed": args.seed,
         "progress": tqdm_progress,
-        "face_crop": face_cropper(args.crop_face, args.face_detector, args.face_margin),
+        "face_crop": face_cropper(args.crop_face, args.face_detector, args.face_margin, args.faces_file),
     }
     if len(models) > 1 or len(datasets) > 1:
         out = args.out or Path("evaluation")
@@ -674,6 +674,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--strict-data", action="store_true")
     add_face_options(evaluate, "cut each image to its largest face first, framed like the training crops")
+    evaluate.add_argument(
+        "--faces-file",
+        type=Path,
+        metavar="FILE",
+        help="JSON file of the faces found in each image, read and extended: a later evaluation of the same images "
+        "(any model, framing or margin; same --face-detector) finds none again",
+    )
 
     experiment = commands.add_parser("experiment", help="train, test and compare several models; write a report")
     add_train_options(experiment)

@@ -328,9 +328,9 @@ def run_experiment(
     """Train, test and report every arm (a model, or LABEL=MODEL); returns the outcomes and the report's path.
 
     `held_out` sets (evaluation only) get a cross-source table, their images framed as `evaluate --crop-face
-    crop_face` frames them (faces found once for all arms). With a `tracker`, the experiment is one run and each
-    arm a child run of it."""
-    face_crop = face_cropper(crop_face)
+    crop_face` frames them (faces found once for all arms, and kept in OUT/faces.json for a rerun). With a
+    `tracker`, the experiment is one run and each arm a child run of it."""
+    face_crop = face_cropper(crop_face, faces_file=out / "faces.json")  # a rerun to continue finds none again
     tracker = tracker or Tracker()
     files = config_files or {}
     configs = {}

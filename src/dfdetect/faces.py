@@ -9,6 +9,7 @@ bench/face_detectors.py measures both detectors.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dfdetect.errors import ConfigError, ImageLoadError
+from dfdetect.errors import ConfigError, DatasetError, ImageLoadError
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ LOG_EVERY = 500
 """Images between progress lines while faces are found for a dataset."""
 
 CropBox = tuple[int, int, int, int]
+Size = tuple[int, int]
 
 _LOCAL = threading.local()
 
@@ -99,8 +101,15 @@ def detect_faces(image: Image.Image, detector: str = DEFAULT_DETECTOR, min_size:
     return sorted((face for face in faces if face.size >= min_size), key=lambda face: -face.size)
 
 
-def crop_box(image: Image.Image, face: Face, margin: float = DEFAULT_MARGIN) -> tuple[int, int, int, int]:
-    """The face's box enlarged by `margin` of its size on each side, squared, clipped at the border."""
+def image_size(image: Image.Image | Size) -> Size:
+    """(width, height) of an image, or the size itself (what face finding keeps of an image it looked at)."""
+    return image.size if isinstance(image, Image.Image) else image
+
+
+def crop_box(image: Image.Image | Size, face: Face, margin: float = DEFAULT_MARGIN) -> CropBox:
+    """The face's box enlarged by `margin` of its size on each side, squared, clipped at the border of the image
+    (or of an image of that size)."""
+    width, height = image_size(image)
     if margin <= -0.5:
         raise ValueError(f"margin {margin}: a crop needs a margin above -0.5 (-0.5 leaves nothing of the face)")
     left, top, right, bottom = face.box
@@ -109,8 +118,8 @@ def crop_box(image: Image.Image, face: Face, margin: float = DEFAULT_MARGIN) -> 
     return (
         int(max(0, centre_x - side / 2)),
         int(max(0, centre_y - side / 2)),
-        int(min(image.width, centre_x + side / 2)),
-        int(min(image.height, centre_y + side / 2)),
+        int(min(width, centre_x + side / 2)),
+        int(min(height, centre_y + side / 2)),
     )
 
 
@@ -125,10 +134,10 @@ def largest_face(image: Image.Image, detector: str = DEFAULT_DETECTOR) -> Face |
     return faces[0] if faces else None
 
 
-def is_loosely_framed(image: Image.Image, face: Face, margin: float = DEFAULT_MARGIN) -> bool:
+def is_loosely_framed(image: Image.Image | Size, face: Face, margin: float = DEFAULT_MARGIN) -> bool:
     """Whether the image shows much more than the face's training-framed crop (`auto` then cuts it)."""
     left, top, right, bottom = crop_box(image, face, margin)
-    return max(right - left, bottom - top) < AUTO_CROP_BELOW * min(image.size)
+    return max(right - left, bottom - top) < AUTO_CROP_BELOW * min(image_size(image))
 
 
 def check_crop_mode(mode: str) -> str:
@@ -137,7 +146,7 @@ def check_crop_mode(mode: str) -> str:
     return mode
 
 
-def cuts(image: Image.Image, face: Face | None, mode: str, margin: float = DEFAULT_MARGIN) -> bool:
+def cuts(image: Image.Image | Size, face: Face | None, mode: str, margin: float = DEFAULT_MARGIN) -> bool:
     """Whether framing `mode` cuts `image` to its largest `face` (None: no face found, nothing to cut)."""
     if face is None or check_crop_mode(mode) == "never":
         return False
@@ -154,6 +163,66 @@ def crop_largest_face(
     return crop_face(image, face, margin)
 
 
+@dataclass(frozen=True)
+class Detection:
+    """What face finding kept of one image: its size (width, height) and largest face (None: no face)."""
+
+    size: Size
+    face: Face | None
+
+
+FACES_FORMAT = 1
+
+
+def file_stamp(path: Path) -> list[int]:
+    """A file's size in bytes and modification time (ns): a stored detection is used only while both match."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def read_faces(file: Path, detector: str, paths: Iterable[Path]) -> dict[Path, Detection]:
+    """The detections `file` holds for `paths` (by their resolved path) by `detector`, each while the image file's
+    size and modification time are still those stored; the other paths are left out (to be looked at again)."""
+    try:
+        stored = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise DatasetError(f"{file}: cannot read the faces file ({error}); delete it to find them again") from error
+    if not isinstance(stored, dict) or stored.get("format") != FACES_FORMAT:
+        raise DatasetError(f"{file}: not a dfdetect faces file (format {FACES_FORMAT}); delete it to find them again")
+    images = stored.get("detectors", {}).get(detector, {})
+    found: dict[Path, Detection] = {}
+    for path in paths:
+        entry = images.get(str(path.resolve()))
+        try:
+            if entry is None or entry["stamp"] != file_stamp(path):
+                continue
+            face = None
+            if entry["face"] is not None:
+                left, top, right, bottom, score = (float(value) for value in entry["face"])
+                face = Face((left, top, right, bottom), score)
+            found[path] = Detection((int(entry["size"][0]), int(entry["size"][1])), face)
+        except OSError:  # gone since: looked at again, and reported then
+            continue
+        except (KeyError, TypeError, IndexError, ValueError) as error:
+            raise DatasetError(f"{file}: entry of {path} is malformed ({error!r}); delete the file") from error
+    return found
+
+
+def write_faces(file: Path, detector: str, detections: dict[Path, Detection]) -> None:
+    """Add `detections` (by `detector`) to `file`, keeping what it holds for other images and detectors; written
+    atomically, so a crash leaves the old file or none (two processes writing it at once: the last one wins)."""
+    from dfdetect.engine.checkpoint import atomic_write  # torch, only when a faces file is written
+
+    stored = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
+    everyone = stored.get("detectors", {}) if stored.get("format") == FACES_FORMAT else {}
+    images = everyone.setdefault(detector, {})
+    for path, detection in detections.items():
+        face = None if detection.face is None else [*(round(v, 2) for v in detection.face.box), detection.face.score]
+        images[str(path.resolve())] = {"stamp": file_stamp(path), "size": list(detection.size), "face": face}
+    text = json.dumps({"format": FACES_FORMAT, "detectors": everyone})
+    atomic_write(file, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
 @dataclass
 class FaceCropper:
     """Crops a dataset's images to their largest face, framed like the training crops (`evaluate --crop-face`).
@@ -161,15 +230,17 @@ class FaceCropper:
     A detector trained on tight face crops scores a loosely framed photo (head, shoulders, background) as
     something it never saw; cropping it the way the training faces were cropped puts it back in their frame
     (docs/results.md, section 17). With `mode` auto, only loosely framed images are cut (is_loosely_framed);
-    always cuts every image with a face. The boxes are found once per image and kept, so every model scored on
-    the same data reuses them. An image without a face (or unreadable) has no box and is scored whole.
+    always cuts every image with a face. The faces are found once per image and kept, so every model scored on
+    the same data reuses them; with a `faces_file` (`evaluate --faces-file`) they are also kept on disk, in JSON
+    by resolved path, for later runs with any mode or margin. An image without a face (or unreadable) has no box
+    and is scored whole.
     """
 
     mode: str = "always"
     detector: str = DEFAULT_DETECTOR
     margin: float = DEFAULT_MARGIN
-    boxes: dict[Path, CropBox | None] = field(default_factory=dict)
-    found: dict[Path, bool] = field(default_factory=dict)
+    faces_file: Path | None = None
+    detections: dict[Path, Detection | None] = field(default_factory=dict)  # None: unreadable
 
     def __post_init__(self) -> None:
         if check_crop_mode(self.mode) == "never":
@@ -178,32 +249,49 @@ class FaceCropper:
     def boxes_of(self, paths: Iterable[Path], max_pixels: int) -> dict[Path, CropBox | None]:
         """The crop box of each image's largest face (None: scored whole, for want of a face or, in auto mode,
         because the image is already framed like a face crop)."""
+        paths = list(paths)
+        missing = [path for path in paths if path not in self.detections]
+        if missing and self.faces_file is not None and self.faces_file.is_file():
+            stored = read_faces(self.faces_file, self.detector, missing)
+            self.detections.update(stored)
+            logger.info("faces: %d of %d images from %s", len(stored), len(missing), self.faces_file)
+            missing = [path for path in missing if path not in stored]
+        found = self.find(missing, max_pixels)
+        if found and self.faces_file is not None:
+            write_faces(self.faces_file, self.detector, found)
+        return {path: self.box(path) for path in paths}
+
+    def find(self, paths: list[Path], max_pixels: int) -> dict[Path, Detection]:
+        """Find the largest face of each of `paths`; returns the detections of the readable ones."""
         from dfdetect.data.images import load_rgb
 
-        paths = list(paths)
-        missing = [path for path in paths if path not in self.boxes]
+        found: dict[Path, Detection] = {}
         started = time.perf_counter()
-        for done, path in enumerate(missing, start=1):
+        for done, path in enumerate(paths, start=1):
             try:
                 image = load_rgb(path, max_pixels=max_pixels)
             except ImageLoadError as error:  # the loader reports it again as a bad file
                 logger.warning("%s", error)
-                self.boxes[path], self.found[path] = None, False
+                self.detections[path] = None
                 continue
-            face = largest_face(image, self.detector)
-            self.found[path] = face is not None
-            cut = cuts(image, face, self.mode, self.margin)
-            self.boxes[path] = crop_box(image, face, self.margin) if face is not None and cut else None
-            if done % LOG_EVERY == 0 or done == len(missing):
-                logger.info("faces: %d/%d images, %.0f s", done, len(missing), time.perf_counter() - started)
-        return {path: self.boxes[path] for path in paths}
+            found[path] = self.detections[path] = Detection(image.size, largest_face(image, self.detector))
+            if done % LOG_EVERY == 0 or done == len(paths):
+                logger.info("faces: %d/%d images, %.0f s", done, len(paths), time.perf_counter() - started)
+        return found
+
+    def box(self, path: Path) -> CropBox | None:
+        detection = self.detections.get(path)
+        if detection is None or not cuts(detection.size, detection.face, self.mode, self.margin):
+            return None
+        assert detection.face is not None  # cuts() is False without a face
+        return crop_box(detection.size, detection.face, self.margin)
 
     def summary(self, paths: Iterable[Path]) -> dict[str, Any]:
         """What a report states about the crops of `paths`: mode, detector, margin, images cut to their face,
         images already framed like a face crop (auto), images without a face (both of these scored whole)."""
         paths = list(paths)
-        cropped = sum(self.boxes.get(path) is not None for path in paths)
-        no_face = sum(not self.found.get(path, False) for path in paths)
+        cropped = sum(self.box(path) is not None for path in paths)
+        no_face = sum(getattr(self.detections.get(path), "face", None) is None for path in paths)
         return {
             "mode": self.mode,
             "detector": self.detector,
@@ -214,6 +302,8 @@ class FaceCropper:
         }
 
 
-def face_cropper(mode: str, detector: str = DEFAULT_DETECTOR, margin: float = DEFAULT_MARGIN) -> FaceCropper | None:
+def face_cropper(
+    mode: str, detector: str = DEFAULT_DETECTOR, margin: float = DEFAULT_MARGIN, faces_file: Path | None = None
+) -> FaceCropper | None:
     """The FaceCropper of framing `mode` for a dataset's images, or None for `never` (scored as they are)."""
-    return None if check_crop_mode(mode) == "never" else FaceCropper(mode, detector, margin)
+    return None if check_crop_mode(mode) == "never" else FaceCropper(mode, detector, margin, faces_file)
