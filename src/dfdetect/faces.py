@@ -187,9 +187,13 @@ def read_faces(file: Path, detector: str, paths: Iterable[Path]) -> dict[Path, D
         stored = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise DatasetError(f"{file}: cannot read the faces file ({error}); delete it to find them again") from error
-    if not isinstance(stored, dict) or stored.get("format") != FACES_FORMAT:
+    if (
+        not isinstance(stored, dict)
+        or stored.get("format") != FACES_FORMAT
+        or not isinstance(stored.get("detectors"), dict)
+    ):
         raise DatasetError(f"{file}: not a dfdetect faces file (format {FACES_FORMAT}); delete it to find them again")
-    images = stored.get("detectors", {}).get(detector, {})
+    images = stored["detectors"].get(detector, {})
     found: dict[Path, Detection] = {}
     for path in paths:
         entry = images.get(str(path.resolve()))
@@ -217,7 +221,7 @@ def write_faces(file: Path, detector: str, detections: dict[Path, Detection]) ->
     everyone = stored.get("detectors", {}) if stored.get("format") == FACES_FORMAT else {}
     images = everyone.setdefault(detector, {})
     for path, detection in detections.items():
-        face = None if detection.face is None else [*(round(v, 2) for v in detection.face.box), detection.face.score]
+        face = None if detection.face is None else [float(v) for v in (*detection.face.box, detection.face.score)]
         images[str(path.resolve())] = {"stamp": file_stamp(path), "size": list(detection.size), "face": face}
     text = json.dumps({"format": FACES_FORMAT, "detectors": everyone})
     atomic_write(file, lambda temporary: temporary.write_text(text, encoding="utf-8"))
