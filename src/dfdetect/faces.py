@@ -9,7 +9,6 @@ bench/face_detectors.py measures both detectors.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -22,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from dfdetect.errors import ConfigError, DatasetError, ImageLoadError
+from dfdetect.stores import read_store, write_store
 
 logger = logging.getLogger(__name__)
 
@@ -183,17 +183,7 @@ def file_stamp(path: Path) -> list[int]:
 def read_faces(file: Path, detector: str, paths: Iterable[Path]) -> dict[Path, Detection]:
     """The detections `file` holds for `paths` (by their resolved path) by `detector`, each while the image file's
     size and modification time are still those stored; the other paths are left out (to be looked at again)."""
-    try:
-        stored = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise DatasetError(f"{file}: cannot read the faces file ({error}); delete it to find them again") from error
-    if (
-        not isinstance(stored, dict)
-        or stored.get("format") != FACES_FORMAT
-        or not isinstance(stored.get("detectors"), dict)
-    ):
-        raise DatasetError(f"{file}: not a dfdetect faces file (format {FACES_FORMAT}); delete it to find them again")
-    images = stored["detectors"].get(detector, {})
+    images = read_store(file, "faces", FACES_FORMAT, "detectors")["detectors"].get(detector, {})
     found: dict[Path, Detection] = {}
     for path in paths:
         entry = images.get(str(path.resolve()))
@@ -215,16 +205,12 @@ def read_faces(file: Path, detector: str, paths: Iterable[Path]) -> dict[Path, D
 def write_faces(file: Path, detector: str, detections: dict[Path, Detection]) -> None:
     """Add `detections` (by `detector`) to `file`, keeping what it holds for other images and detectors; written
     atomically, so a crash leaves the old file or none (two processes writing it at once: the last one wins)."""
-    from dfdetect.engine.checkpoint import atomic_write  # torch, only when a faces file is written
-
-    stored = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
-    everyone = stored.get("detectors", {}) if stored.get("format") == FACES_FORMAT else {}
+    everyone = read_store(file, "faces", FACES_FORMAT, "detectors")["detectors"] if file.is_file() else {}
     images = everyone.setdefault(detector, {})
     for path, detection in detections.items():
         face = None if detection.face is None else [float(v) for v in (*detection.face.box, detection.face.score)]
         images[str(path.resolve())] = {"stamp": file_stamp(path), "size": list(detection.size), "face": face}
-    text = json.dumps({"format": FACES_FORMAT, "detectors": everyone})
-    atomic_write(file, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+    write_store(file, FACES_FORMAT, {"detectors": everyone})
 
 
 @dataclass

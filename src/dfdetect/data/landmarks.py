@@ -15,7 +15,6 @@ not exist yet), so several runs on the same data can share it. Only images the f
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -24,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dfdetect.engine.checkpoint import atomic_write
 from dfdetect.errors import DatasetError, ImageLoadError
+from dfdetect.stores import read_store, write_store
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +43,8 @@ def relative_key(path: Path, root: Path) -> str:
 
 def read_landmarks(file: Path, root: Path) -> Landmarks:
     """The landmarks stored in `file`, keyed by absolute-or-as-given paths under `root`."""
-    try:
-        stored = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise DatasetError(f"{file}: cannot read the landmarks file ({error}); delete it to find them again") from error
-    if not isinstance(stored, dict) or stored.get("format") != FORMAT or not isinstance(stored.get("faces"), dict):
-        raise DatasetError(f"{file}: not a dfdetect landmarks file (format {FORMAT}); delete it to find them again")
     table: Landmarks = {}
-    for key, points in stored["faces"].items():
+    for key, points in read_store(file, "landmarks", FORMAT, "faces")["faces"].items():
         value = None if points is None else np.asarray(points, dtype=np.float32)
         if value is not None and value.shape != (5, 2):
             raise DatasetError(f"{file}: landmarks of {key} have shape {value.shape}, not (5, 2)")
@@ -66,8 +59,7 @@ def write_landmarks(file: Path, root: Path, table: Mapping[Path, np.ndarray | No
         relative_key(path, root): None if points is None else np.round(points, 2).tolist()
         for path, points in sorted(table.items(), key=lambda item: str(item[0]))
     }
-    text = json.dumps({"format": FORMAT, "detector": DETECTOR, "faces": faces})
-    atomic_write(file, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+    write_store(file, FORMAT, {"detector": DETECTOR, "faces": faces})
 
 
 def find_landmarks(paths: Iterable[Path], max_pixels: int) -> Landmarks:

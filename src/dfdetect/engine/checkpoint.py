@@ -9,8 +9,6 @@ temporary name and renamed, so a kill never leaves a half-written checkpoint; lo
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,21 +22,9 @@ from dfdetect.errors import CheckpointError
 from dfdetect.models.ensemble import ENSEMBLE
 from dfdetect.pretrained import shipped_detector, shipped_detectors
 from dfdetect.run_folder import RunFolder
+from dfdetect.stores import atomic_write
 
 STATE_PREFIX = "train_state/"
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call write(temporary_path), then rename it onto `path` (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def flatten_state(tree: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], Any]:
