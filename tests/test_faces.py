@@ -3,6 +3,7 @@ known places in generated scenes."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +158,9 @@ def test_faces_file_serves_a_later_cropper_of_any_framing_and_looks_again_only_a
     later = FaceCropper("auto", margin=0.1, faces_file=file)
     assert later.boxes_of(paths, max_pixels=10**7) == expected
     assert later.summary(paths) == reference.summary(paths)
+    assert searched == []
+    os.utime(paths[0], ns=(0, 0))  # copied again: another modification time, the same bytes; served from the file
+    assert FaceCropper("auto", margin=0.1, faces_file=file).boxes_of(paths, max_pixels=10**7) == expected
     assert searched == []
 
     Image.new("RGB", (300, 200), "white").save(paths[2])  # a changed file is looked at again, and only it
