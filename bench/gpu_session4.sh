@@ -20,8 +20,9 @@
 #            folder (histories, Test and Validation scores, figures, report) as one tar.
 # Minutes per process side by side are not training-speed figures; section 4's table is.
 #   next     carry local/p3, for the next session (issue 10's open ablations, each against strong224): Lite1 at
-#            240 px to the end of its schedule, strong224 with --ema-decay 0.999, and with --backbone-lr-factor 0.1;
-#            and issue 14's strong224 with augment.balance_sharpness_p 0.2 (section 18; DataLoader workers)
+#            240 px to the end of its schedule, strong224 with --ema-decay 0.999, and with --backbone-lr-factor 0.1.
+#            (Issue 14's strong224 with augment.balance_sharpness_p 0.2, arm E4 here before, was trained on the CPU
+#            instead: docs/results.md, section 20.)
 # Run on 2026-11-27 (docs/results.md, section 16): all but Lite1's last two epochs and the bench came back. Every
 # training process now ends by one deadline (TRAIN_SECONDS after the stage starts; before, each of B's two arms
 # had its own, and the call's limit cut the report), and the bench runs the uncompiled columns first.
@@ -150,12 +151,8 @@ next)  # for the next session (issue 10's open ablations), after `bench` and `re
     { experiment E3 --models blr224=efficientnet_lite0 --image-size "${SIZE:-224}" --backbone-lr-factor 0.1 \
         "${strong[@]}"
         export_half blr224; } &
-    { experiment E4 --models bsharp224=efficientnet_lite0 --image-size "${SIZE:-224}" \
-        --set augment.balance_sharpness_p=0.2 --recipe strong --epochs "${STRONG_EPOCHS:-10}" --workers 8
-        export_half bsharp224; } &
     wait
-    report_and_pack strong-lite1=efficientnet_lite1 ema224=efficientnet_lite0 blr224=efficientnet_lite0 \
-        bsharp224=efficientnet_lite0
+    report_and_pack strong-lite1=efficientnet_lite1 ema224=efficientnet_lite0 blr224=efficientnet_lite0
     ;;
 *)
     echo "unknown stage $STAGE" >&2
