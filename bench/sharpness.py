@@ -15,6 +15,7 @@ not depend on what else runs.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,7 @@ def main() -> None:
                     row.append(f"{np.corrcoef(np.log(sharp[set_name] + 1e-6), scores)[0, 1]:+.2f}")
                 row.append(f"{roc_auc_score(labels, scores):.3f}")
             rows.append(row)
-            print(markdown_table(header(sides), rows[-1:]), flush=True)
+            print(f"{name or model} on {set_name}: done", file=sys.stderr, flush=True)  # progress; tables on stdout
         print(markdown_table(header(sides), rows), flush=True)
 
     if args.train:
