@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import dfdetect
@@ -80,3 +82,14 @@ def test_runtime_base_and_factory_import_no_backend() -> None:
     assert not loaded["dfdetect.runtime.factory"] & backends  # ...and imports each only when it is chosen
     assert not graph["dfdetect.models.registry"] & {"dfdetect.models.densenet", "dfdetect.models.efficientnet"}
     assert not graph["dfdetect.data.gpu_pipeline"] & {"dfdetect.runtime", "dfdetect.runtime.base"}
+
+
+TORCH_FREE = ["errors", "conventions", "preprocessing", "run_folder", "stores", "runtime.base", "faces"]
+"""The README's torch-free basics, the scoring runtime's base, and face framing (which reads a faces file)."""
+
+
+def test_the_torch_free_modules_load_without_torch() -> None:
+    modules = ", ".join(f"dfdetect.{name}" for name in TORCH_FREE)
+    code = f"import sys, {modules}; print(sorted(name for name in ('torch', 'torchvision') if name in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]", loaded.stdout
