@@ -54,6 +54,9 @@ class TrainConfig:
         "fine-tune: start from the weights of a trained run folder, checkpoint file or shipped one-network detector "
         "(same model; a new schedule and optimizer, unlike --resume)",
     )
+    init_member: int | None = setting(
+        None, "with --init of an ensemble (e.g. the shipped dfdc-lite0-ens): fine-tune its member N (0-based)"
+    )
     freeze_backbone_epochs: int = setting(0, "train only the head for the first N epochs")
     backbone_lr_factor: float = setting(1.0, "backbone learning rate = lr x this factor")
     workers: int = setting(-1, "DataLoader worker processes; -1: one per core (up to 8), 0: the main process")
@@ -130,6 +133,8 @@ class TrainConfig:
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
             (0 <= self.pseudo_fake_p <= 1, "pseudo_fake_p must be in [0, 1]"),
+            (self.init_member is None or self.init is not None, "init_member: give init, the ensemble it picks from"),
+            (self.init_member is None or self.init_member >= 0, "init_member must be >= 0"),
             (self.real_fakes or bool(self.pseudo_fakes), "real_fakes: without the dataset's fakes, give pseudo_fakes"),
             (
                 self.device in DEVICES or self.device.startswith("cuda:"),

@@ -20,7 +20,8 @@ from dfdetect.engine.trainer import (
     build_scheduler,
     fit,
 )
-from dfdetect.errors import CheckpointError
+from dfdetect.ensembles import combine
+from dfdetect.errors import CheckpointError, ConfigError
 from dfdetect.models import create_model
 from dfdetect.runtime.torch_backend import load_model
 from tests.conftest import tiny_config
@@ -224,10 +225,45 @@ def test_fine_tuning_a_shipped_detector_and_what_it_refuses(trained_run: Path) -
     model = create_model("efficientnet_lite0")
     model.load_state_dict(state)
     assert model.head[0].weight.dtype == torch.float32 and path.name.startswith("dfdc-lite0-")
-    with pytest.raises(CheckpointError, match="an ensemble of 2 networks"):
+    with pytest.raises(CheckpointError, match="an ensemble of 2 networks; .* give --init-member 0 to 1"):
         initial_weights(Path("dfdc-lite0-ens"), "efficientnet_lite0")
+    with pytest.raises(CheckpointError, match=r"an ensemble of 2 networks \(member 2 given\)"):
+        initial_weights(Path("dfdc-lite0-ens"), "efficientnet_lite0", member=2)
+    with pytest.raises(CheckpointError, match="one network, not an ensemble; --init-member"):
+        initial_weights(Path("dfdc-lite0"), "efficientnet_lite0", member=0)
     with pytest.raises(CheckpointError, match="weights of 'own_cnn', not of 'efficientnet_lite0'"):
         initial_weights(trained_run, "efficientnet_lite0")
+
+
+def test_fine_tuning_a_member_of_the_shipped_ensemble() -> None:
+    shipped, _ = load_model(Path("dfdc-lite0-ens"))
+    for member in (0, 1):
+        state, metadata, _ = initial_weights(Path("dfdc-lite0-ens"), "efficientnet_lite0", member=member)
+        model = create_model("efficientnet_lite0", image_size=224)
+        model.load_state_dict(state)  # strict: every key of one network, none of the other member's
+        expected = shipped.members[member].state_dict()
+        assert all(torch.equal(value.float(), expected[key].float()) for key, value in model.state_dict().items())
+        assert metadata["from_ensemble"]["member"] == member and metadata["preprocessing"]["input_size"] == 224
+    first, _, _ = initial_weights(Path("dfdc-lite0-ens"), "efficientnet_lite0", member=0)
+    assert not torch.equal(first["head.1.weight"], state["head.1.weight"])  # two different networks
+
+
+def test_fine_tuning_starts_from_the_chosen_member_of_an_ensemble(
+    trained_run: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    key = "backbone.0.weight"
+    fit(tiny_config(tiny_dataset, tmp_path / "start", lr=5e-2))
+    combine([trained_run, tmp_path / "start"], tmp_path / "pair")
+    config = tiny_config(tiny_dataset, tmp_path / "tuned", lr=1e-9, init=tmp_path / "pair", init_member=1)
+    fit(config)
+    tuned, metadata, _ = load_checkpoint(tmp_path / "tuned" / "checkpoints" / "last.safetensors")
+    start, _, _ = load_checkpoint(tmp_path / "start" / "checkpoints" / "best.safetensors")
+    other, _, _ = load_checkpoint(trained_run / "checkpoints" / "best.safetensors")
+    assert torch.allclose(tuned[key], start[key], atol=1e-6)
+    assert not torch.allclose(tuned[key], other[key], atol=1e-2)
+    assert metadata["config"]["init_member"] == 1
+    with pytest.raises(ConfigError, match="init_member: give init"):
+        TrainConfig(init_member=1)
 
 
 def test_a_wrong_init_fails_before_the_data_is_read(tmp_path: Path) -> None:

@@ -152,17 +152,30 @@ class InitialWeights(NamedTuple):
     path: Path
 
 
-def initial_weights(source: Path, model: str) -> InitialWeights:
+def initial_weights(source: Path, model: str, member: int | None = None) -> InitialWeights:
     """The weights a fine-tuning run of `model` starts from: one network's checkpoint (run folder, file or shipped
-    detector name) of that same model; an ensemble or another model is an error that names the source."""
+    detector name) of that same model, or with `member`, that member of an ensemble; an ensemble without a member,
+    a member of a one-network checkpoint, or another model is an error that names the source."""
     path = resolve_checkpoint(source)
     state, metadata, _ = load_checkpoint(path)
+    if metadata["model"] == ENSEMBLE:
+        members = metadata["ensemble"]["members"]
+        if member is None or not 0 <= member < len(members):
+            given = "" if member is None else f" (member {member} given)"
+            raise CheckpointError(
+                f"{path}: an ensemble of {len(members)} networks{given}; fine-tuning starts from one network: "
+                f"give --init-member 0 to {len(members) - 1} ({', '.join(entry['model'] for entry in members)})"
+            )
+        prefix = f"members.{member}."
+        state = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+        metadata = {
+            **members[member],
+            "preprocessing": metadata.get("preprocessing", {}),
+            "from_ensemble": {"model": metadata["model"], "member": member, "release": metadata.get("release")},
+        }
+    elif member is not None:
+        raise CheckpointError(f"{path}: one network, not an ensemble; --init-member applies to an ensemble only")
     found = metadata["model"]
-    if found == ENSEMBLE:
-        raise CheckpointError(
-            f"{path}: an ensemble of {len(metadata['ensemble']['members'])} networks; fine-tuning starts from one "
-            "network (a run folder or checkpoint of one model)"
-        )
     if found != model:
         raise CheckpointError(f"{path}: weights of {found!r}, not of {model!r}; give --model {found} to fine-tune it")
     return InitialWeights(state, metadata, path)

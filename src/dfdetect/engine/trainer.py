@@ -486,7 +486,11 @@ def fit(
     context = init_distributed(config.device)
     device = training_device(config, context)
     # A wrong --init fails before the data's pre-scan, which takes minutes on a large Train.
-    start = initial_weights(config.init, config.model) if config.init is not None and not resume else None
+    start = (
+        initial_weights(config.init, config.model, config.init_member)
+        if config.init is not None and not resume
+        else None
+    )
     data = data or prepare_data(config)
     tracker = tracker if context.is_main and tracker is not None else Tracker()
 
