@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,6 +14,7 @@ from dfdetect.config import TrainConfig
 from dfdetect.data.dataset import EpochSampler, FaceDataset
 from dfdetect.data.discovery import list_samples
 from dfdetect.data.pseudo_fakes import MAKERS, blend, face_landmarks, parse_makers, upsample_trace
+from dfdetect.data.sharpness import laplacian_variance
 from dfdetect.data.synthetic import make_synthetic_dataset
 from dfdetect.data.transforms import Preprocessing, build_eval_transform
 from dfdetect.engine.trainer import fit
@@ -85,6 +87,24 @@ def test_the_upsampler_leaves_a_periodic_trace(face: np.ndarray) -> None:
 
     assert nyquist_peak(face) < 20
     assert nyquist_peak(upsample_trace(face, np.random.default_rng(0))) > 100
+    for seed in range(5):  # the sharp variant: the same kind of trace, weaker (its strength is drawn)
+        assert nyquist_peak(MAKERS["upsample-sharp"](face, np.random.default_rng(seed))) > 40
+
+
+def test_the_sharp_trace_keeps_the_face_s_own_detail(face: np.ndarray) -> None:
+    def content_sharpness(image: np.ndarray) -> float:  # 2x2 averaging removes the period-2 trace itself
+        half = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        return laplacian_variance(half)
+
+    def change(image: np.ndarray) -> float:
+        return float(np.abs(image.astype(int) - face.astype(int)).mean())
+
+    for seed in range(5):  # the same seed draws the same checkerboard kernel for both makers
+        soft = upsample_trace(face, np.random.default_rng(seed))
+        assert content_sharpness(soft) < 0.6 * content_sharpness(face)  # a softer face
+        sharp = MAKERS["upsample-sharp"](face, np.random.default_rng(seed))
+        assert 0.9 < content_sharpness(sharp) / content_sharpness(face) < 1.1
+        assert change(sharp) < change(soft)  # the trace without the lost detail
 
 
 def test_pseudo_fake_options_are_checked() -> None:

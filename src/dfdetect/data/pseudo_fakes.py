@@ -9,7 +9,8 @@ forgery leaves rather than one generator's look (`dfdetect train --pseudo-fakes 
   (the ellipse where no face is found).
 - `upsample`, generator traces (after Zhang, Karaman & Chang 2019, AutoGAN): the face is downsampled by 2 and
   brought back by a transposed-convolution upsampler whose kernel phases sum unequally, which leaves the
-  periodic (checkerboard) spectrum peaks that whole-face generators leave.
+  periodic (checkerboard) spectrum peaks that whole-face generators leave. `upsample-sharp` adds only that
+  periodic trace to the face at its own resolution, so the pseudo-fake is not softer than the real.
 
 Every maker takes an RGB uint8 (H, W, 3) array and a numpy Generator and returns an array of the same shape and
 dtype: given the same generator state, the same output.
@@ -22,7 +23,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from dfdetect.data.synthetic import transposed_conv_upsample
+from dfdetect.data.synthetic import BILINEAR_KERNEL, checkerboard_kernel, transposed_conv_upsample, upsample_with
 from dfdetect.errors import ConfigError
 
 Maker = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -146,7 +147,25 @@ def upsample_trace(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(upsampled * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-MAKERS: dict[str, Maker] = {"sbi": self_blend, "sbi-landmarks": self_blend_landmarks, "upsample": upsample_trace}
+def upsample_trace_sharp(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The up-sampling trace alone, added to the face at its own resolution: what a checkerboard up-sampler of
+    the half-size face adds beyond plain bilinear up-sampling of it, scaled by a random strength (0.25-1). The
+    face keeps its own detail, so unlike `upsample` (a half-resolution face, softer than the real it came from)
+    this pseudo-fake does not teach that the softer face is the fake one (docs/results.md, section 21)."""
+    height, width = image.shape[:2]
+    small = cv2.resize(image, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_AREA)
+    small = small.astype(np.float64) / 255.0
+    trace = upsample_with(small, checkerboard_kernel(rng)) - upsample_with(small, BILINEAR_KERNEL)
+    trace = cv2.resize(trace * rng.uniform(0.25, 1.0), (width, height), interpolation=cv2.INTER_NEAREST)
+    return np.clip(image + trace * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+MAKERS: dict[str, Maker] = {
+    "sbi": self_blend,
+    "sbi-landmarks": self_blend_landmarks,
+    "upsample": upsample_trace,
+    "upsample-sharp": upsample_trace_sharp,
+}
 
 
 def parse_makers(names: str) -> list[str]:

@@ -51,19 +51,33 @@ def render_face(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(image, 0, 1)
 
 
-def transposed_conv_upsample(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """2x upsampling by zero insertion and a 3x3 kernel whose phases sum unequally (checkerboard)."""
+BILINEAR_KERNEL = np.array([[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]])
+"""The 3x3 transposed-convolution kernel whose four phases sum equally: plain bilinear 2x up-sampling."""
+
+
+def checkerboard_kernel(rng: np.random.Generator) -> np.ndarray:
+    """A 3x3 transposed-convolution kernel whose phases sum unequally (1, 2 x edge, 4 x corner): a checkerboard."""
+    corner, edge = rng.uniform(0.2, 0.3), rng.uniform(0.45, 0.6)
+    return np.array([[corner, edge, corner], [edge, 1.0, edge], [corner, edge, corner]])
+
+
+def upsample_with(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """2x up-sampling of a float (H, W, 3) image by zero insertion and a 3x3 kernel (a stride-2 transposed
+    convolution)."""
     height, width, _ = image.shape
     sparse = np.zeros((2 * height, 2 * width, 3))
     sparse[::2, ::2] = image
-    corner, edge = rng.uniform(0.2, 0.3), rng.uniform(0.45, 0.6)
-    kernel = np.array([[corner, edge, corner], [edge, 1.0, edge], [corner, edge, corner]])
     padded = np.pad(sparse, ((1, 1), (1, 1), (0, 0)), mode="reflect")
     out = np.zeros_like(sparse)
     for dy in range(3):
         for dx in range(3):
             out += kernel[dy, dx] * padded[dy : dy + 2 * height, dx : dx + 2 * width]
     return out
+
+
+def transposed_conv_upsample(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """2x upsampling by zero insertion and a 3x3 kernel whose phases sum unequally (checkerboard)."""
+    return upsample_with(image, checkerboard_kernel(rng))
 
 
 def make_image(rng: np.random.Generator, size: int, fake: bool) -> Image.Image:
