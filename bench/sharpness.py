@@ -1,6 +1,7 @@
 """Is sharpness a shortcut? How well a face's sharpness alone tells Real from Fake in each set, how the detectors'
 scores follow it, what resampling every face through a lower resolution does, and what training-time sharpness
-balancing (`--set augment.balance_sharpness_p=P`) leaves of the cue on Train (docs/results.md, section 18).
+balancing (`--set augment.balance_sharpness_p=P`) leaves of the cue on Train (docs/results.md, section 18), and
+how sharp each pseudo-fake maker's fakes are against the reals they were made from (`--pseudo-fakes`, section 21).
 
     python bench/sharpness.py --data dfdc-val=../shared/data/dfdc-faces/Validation \
         --data lfw-faceswap=../shared/data/lfw-faceswap --data stylegan2-lfw=../shared/data/stylegan2-lfw \
@@ -24,6 +25,7 @@ from sklearn.metrics import roc_auc_score
 
 from dfdetect.data.discovery import list_samples
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from dfdetect.data.pseudo_fakes import make_pseudo_fake, parse_makers
 from dfdetect.data.sharpness import balance_sharpness, laplacian_variance
 from dfdetect.faces import FaceCropper
 from dfdetect.reporting.tables import markdown_table
@@ -61,6 +63,9 @@ def main() -> None:
     parser.add_argument("--train", type=Path, help="a Train Real/Fake folder, for the balancing table")
     parser.add_argument("--balance", default="0,0.2", help="comma-separated balance_sharpness_p values")
     parser.add_argument("--sample", type=int, default=600, help="Train images per class for the balancing table")
+    parser.add_argument(
+        "--pseudo-fakes", default="", help="comma-separated makers: how sharp their pseudo-fakes of Train's reals are"
+    )
     args = parser.parse_args()
 
     sides = [None] + [int(side) for side in args.resample.split(",") if side]
@@ -110,7 +115,23 @@ def main() -> None:
                 for f, y in zip(faces, labels, strict=True)
             ]
             rows.append([p, len(labels), f"{roc_auc_score(labels, balanced):.3f}"])
-        print(markdown_table(["balance_sharpness_p", "Train images", "sharpness AUC"], rows))
+        print(markdown_table(["balance_sharpness_p", "Train images", "sharpness AUC"], rows), flush=True)
+
+        if args.pseudo_fakes:  # Train's sampled reals against pseudo-fakes made from them, and against its fakes
+            reals = [load_rgb(path) for path in paths[: args.sample]]
+            candidates = {"the set's own fakes": [load_rgb(path) for path in paths[args.sample :]]}
+            for maker in parse_makers(args.pseudo_fakes):
+                generator = np.random.default_rng(1)
+                made = [make_pseudo_fake(np.asarray(real), [maker], generator) for real in reals]
+                candidates[f"`{maker}` pseudo-fakes"] = [Image.fromarray(image) for image in made]
+            rows = []
+            for name, fakes in candidates.items():
+                versus = reals + fakes
+                y = [1] * len(reals) + [0] * len(fakes)
+                at_own = [laplacian_variance(np.asarray(image)) for image in versus]
+                rows.append([name, f"{roc_auc_score(y, [sharpness(image) for image in versus]):.3f}"])
+                rows[-1].append(f"{roc_auc_score(y, at_own):.3f}")
+            print(markdown_table(["fakes (against Train's reals)", f"sharpness AUC at {SIZE} px", "at own size"], rows))
 
 
 def header(sides: list[int | None]) -> list[str]:
