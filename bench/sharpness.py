@@ -106,7 +106,8 @@ def main() -> None:
         by_class = {label: [s.path for s in train if s.label == label] for label in (1, 0)}
         paths = [path for label in (1, 0) for path in rng.choice(by_class[label], args.sample, replace=False)]
         labels = np.array([1] * args.sample + [0] * args.sample)
-        faces = [np.asarray(load_rgb(path).resize((SIZE, SIZE), Image.BICUBIC)) for path in paths]
+        originals = [load_rgb(path) for path in paths]  # Real first, then Fake
+        faces = [np.asarray(image.resize((SIZE, SIZE), Image.BICUBIC)) for image in originals]
         rows = []
         for p in [float(value) for value in args.balance.split(",")]:
             generator = np.random.default_rng(1)
@@ -118,8 +119,8 @@ def main() -> None:
         print(markdown_table(["balance_sharpness_p", "Train images", "sharpness AUC"], rows), flush=True)
 
         if args.pseudo_fakes:  # Train's sampled reals against pseudo-fakes made from them, and against its fakes
-            reals = [load_rgb(path) for path in paths[: args.sample]]
-            candidates = {"the set's own fakes": [load_rgb(path) for path in paths[args.sample :]]}
+            reals = originals[: args.sample]
+            candidates = {"the set's own fakes": originals[args.sample :]}
             for maker in parse_makers(args.pseudo_fakes):
                 generator = np.random.default_rng(1)
                 made = [make_pseudo_fake(np.asarray(real), [maker], generator) for real in reals]
@@ -128,9 +129,9 @@ def main() -> None:
             for name, fakes in candidates.items():
                 versus = reals + fakes
                 y = [1] * len(reals) + [0] * len(fakes)
+                at_size = [sharpness(image) for image in versus]
                 at_own = [laplacian_variance(np.asarray(image)) for image in versus]
-                rows.append([name, f"{roc_auc_score(y, [sharpness(image) for image in versus]):.3f}"])
-                rows[-1].append(f"{roc_auc_score(y, at_own):.3f}")
+                rows.append([name, f"{roc_auc_score(y, at_size):.3f}", f"{roc_auc_score(y, at_own):.3f}"])
             print(markdown_table(["fakes (against Train's reals)", f"sharpness AUC at {SIZE} px", "at own size"], rows))
 
 

@@ -138,11 +138,17 @@ def blend(
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8), mask
 
 
+def half_size(image: np.ndarray) -> np.ndarray:
+    """The face brought down 2x by area averaging, as floats in [0, 1]: what the up-sampling makers start from."""
+    height, width = image.shape[:2]
+    small = cv2.resize(image, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_AREA)
+    return small.astype(np.float64) / 255.0
+
+
 def upsample_trace(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The face passed through a 2x transposed-convolution upsampler after a 2x downsampling."""
     height, width = image.shape[:2]
-    small = cv2.resize(image, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_AREA)
-    upsampled = transposed_conv_upsample(small.astype(np.float64) / 255.0, rng)
+    upsampled = transposed_conv_upsample(half_size(image), rng)
     upsampled = cv2.resize(upsampled, (width, height), interpolation=cv2.INTER_NEAREST)  # odd sizes
     return np.clip(upsampled * 255 + 0.5, 0, 255).astype(np.uint8)
 
@@ -153,8 +159,7 @@ def upsample_trace_sharp(image: np.ndarray, rng: np.random.Generator) -> np.ndar
     face keeps its own detail, so unlike `upsample` (a half-resolution face, softer than the real it came from)
     this pseudo-fake does not teach that the softer face is the fake one (docs/results.md, section 21)."""
     height, width = image.shape[:2]
-    small = cv2.resize(image, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_AREA)
-    small = small.astype(np.float64) / 255.0
+    small = half_size(image)
     trace = upsample_with(small, checkerboard_kernel(rng)) - upsample_with(small, BILINEAR_KERNEL)
     trace = cv2.resize(trace * rng.uniform(0.25, 1.0), (width, height), interpolation=cv2.INTER_NEAREST)
     return np.clip(image + trace * 255 + 0.5, 0, 255).astype(np.uint8)

@@ -171,7 +171,7 @@ def initial_weights(source: Path, model: str, member: int | None = None) -> Init
         metadata = {
             **members[member],
             "preprocessing": metadata.get("preprocessing", {}),
-            "from_ensemble": {"model": metadata["model"], "member": member, "release": metadata.get("release")},
+            "from_ensemble": {"member": member, "release": metadata.get("release")},
         }
     elif member is not None:
         raise CheckpointError(f"{path}: one network, not an ensemble; --init-member applies to an ensemble only")
