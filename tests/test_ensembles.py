@@ -72,8 +72,26 @@ def test_predict_explains_an_ensemble(pair: Path, tiny_dataset: Path, tmp_path: 
     assert len(list((tmp_path / "cam").glob("*.png"))) == 1
 
 
-def test_nested_ensembles_and_empty_lists_are_refused(pair: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="already an ensemble"):
-        combine([pair], tmp_path / "nested")
+def test_an_ensemble_given_as_a_member_is_taken_apart(
+    pair: Path, trained_run: Path, second_run: Path, tmp_path: Path
+) -> None:
+    flat = load_model(combine([pair, trained_run], tmp_path / "flat"))[0]
+    picked, metadata = load_model(combine([Path(f"{pair}#1"), trained_run], tmp_path / "picked"))
+    runs = [load_model(run)[0] for run in (trained_run, second_run)]
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        logits = [run(images) for run in runs]
+        assert torch.allclose(flat(images), (logits[0] + logits[1] + logits[0]) / 3, atol=1e-5)
+        assert torch.allclose(picked(images), (logits[1] + logits[0]) / 2, atol=1e-5)  # tta "none" now, not the pair's
+    first = metadata["ensemble"]["members"][0]
+    assert first["source"] == str(second_run) and first["from_ensemble"]["member"] == 1
+    assert first["from_ensemble"]["source"] == str(pair) and "from_ensemble" not in metadata["ensemble"]["members"][1]
+
+
+def test_bad_members_and_empty_lists_are_refused(pair: Path, trained_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="pick member 0 to 1"):
+        combine([Path(f"{pair}#2")], tmp_path / "out-of-range")
+    with pytest.raises(ConfigError, match="one network, not an ensemble"):
+        combine([Path(f"{trained_run}#0")], tmp_path / "single")
     with pytest.raises(ConfigError, match="at least one"):
         combine([], tmp_path / "empty")

@@ -777,7 +777,12 @@ def build_parser() -> argparse.ArgumentParser:
         "ensemble", help="combine trained detectors (or one, with --tta hflip) into one checkpoint: the mean logit"
     )
     ensemble.add_argument(
-        "--model", type=Path, action="append", required=True, help="run folder, checkpoint or shipped name; repeat"
+        "--model",
+        type=Path,
+        action="append",
+        required=True,
+        help="run folder, checkpoint or shipped name; repeat. An ensemble adds all its members, SOURCE#N its member N "
+        "(e.g. dfdc-lite0-ens#0)",
     )
     ensemble.add_argument(
         "--tta", choices=TTA_CHOICES, default="none", help="hflip: also score each image's mirror (twice the cost)"
