@@ -90,3 +90,5 @@ def test_cross_evaluation_states_the_crops(trained_run: Path, tmp_path: Path) ->
     tables = (out / "tables.md").read_text()
     assert "Framing `always` (`--crop-face`): all cut to their largest face (mtcnn, margin -0.15" in tables
     assert "cut: photos 4/5 (1 without a face)" in tables
+    scores = {name: p_real_by_file(out / name / "photos" / "predictions.csv") for name in ("a", "b")}
+    assert len(scores["a"]) == 5 and scores["a"] == scores["b"]  # every image's score, the same model twice

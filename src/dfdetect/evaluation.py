@@ -162,8 +162,8 @@ def cross_evaluate(
     progress: Progress = no_progress,
     face_crop: FaceCropper | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """Every model on every dataset: `out/<model>/<dataset>/` holds each cell's metrics and figures, `out/
-    results.json` all of them, `out/tables.md` one table per metric (rows = models, columns = datasets). With
+    """Every model on every dataset: `out/<model>/<dataset>/` holds each cell's metrics, figures and per-image
+    scores (predictions.csv, as --per-image writes it), `out/results.json` all the metrics, `out/tables.md` one table per metric (rows = models, columns = datasets). With
     `face_crop`, every image is cut to its largest face first (found once, whatever the number of models)."""
     from dfdetect.reporting.tables import CROSS_METRICS, LABEL_NOTE, cross_table
 
@@ -184,8 +184,9 @@ def cross_evaluate(
                 seed=seed,
                 face_crop=face_crop,
             )
+            cell = out / model_name / data_name
             write_evaluation(
-                evaluation, out / model_name / data_name / "metrics.json", title=f"{model_name}, {data_name}"
+                evaluation, cell / "metrics.json", cell / "predictions.csv", title=f"{model_name}, {data_name}"
             )
             results[model_name][data_name] = evaluation.metrics
     out.mkdir(parents=True, exist_ok=True)
