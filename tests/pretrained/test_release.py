@@ -98,3 +98,16 @@ def test_intervals_are_drawn_at_the_detectors_own_threshold(trained_run: Path, t
     expected = bootstrap_intervals(evaluation.labels, evaluation.scores, predictor.threshold, resamples=50)
     assert report["intervals_95"] == expected and report["metrics"]["threshold"] == predictor.threshold
     assert report["intervals_95"] != bootstrap_intervals(evaluation.labels, evaluation.scores, resamples=50)
+
+
+def test_a_name_loads_its_newest_version_and_name_at_version_an_older_one(packaged: Path) -> None:
+    metadata = json.loads(packaged.with_suffix(".json").read_text())
+    for version in ("0.9.0", "0.10.0"):  # 0.10.0 is the newer, though it sorts first as text
+        newer = packaged.with_name(f"tiny-{version}.safetensors")
+        newer.write_bytes(packaged.read_bytes())
+        metadata["release"]["version"] = version
+        newer.with_suffix(".json").write_text(json.dumps(metadata))
+    assert sorted(d.version for d in pretrained.shipped_detectors()) == ["0.1.0", "0.10.0", "0.9.0"]
+    assert pretrained.shipped_detector("tiny").version == "0.10.0"
+    assert pretrained.shipped_detector("tiny@0.1.0").version == "0.1.0"
+    assert pretrained.shipped_detector("tiny@2.0.0") is None and pretrained.shipped_detector("other") is None

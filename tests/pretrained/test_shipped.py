@@ -28,7 +28,7 @@ def shipped():
     return detector
 
 
-@pytest.mark.parametrize("shipped", shipped_detectors(), ids=lambda detector: detector.name)
+@pytest.mark.parametrize("shipped", shipped_detectors(), ids=lambda detector: detector.label)
 def test_every_shipped_detector_is_small_with_its_card(shipped) -> None:
     assert shipped.path.stat().st_size < 25 * 2**20
     _, metadata, train_state = load_checkpoint(shipped.path)
@@ -50,11 +50,11 @@ def test_every_shipped_detector_is_small_with_its_card(shipped) -> None:
     assert all(path.name in card for path in EXAMPLES)
 
 
-@pytest.mark.parametrize("shipped", shipped_detectors(), ids=lambda detector: detector.name)
+@pytest.mark.parametrize("shipped", shipped_detectors(), ids=lambda detector: detector.label)
 def test_every_shipped_detector_scores_the_bundled_examples_as_recorded(shipped) -> None:
     recorded = load_checkpoint(shipped.path)[1]["release"]["examples"]
     assert set(recorded) == {path.name for path in EXAMPLES}
-    predictor = load_predictor(Path(shipped.name), runtime="torch", device="cpu")
+    predictor = load_predictor(Path(f"{shipped.name}@{shipped.version}"), runtime="torch", device="cpu")
     scored = {Path(r.path).name: r.p_fake for r in predictor.predict_paths(EXAMPLES)}
     assert scored == pytest.approx(recorded, abs=1e-5)  # as predict shows them (calibrated, if it was calibrated)
 

@@ -48,13 +48,16 @@ def shipped_detectors() -> list[ShippedDetector]:
     return found
 
 
+def version_key(version: str) -> tuple[int, ...]:
+    """`2.10.0` -> (2, 10, 0), so versions order as numbers, not as text."""
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
 def shipped_detector(name: str) -> ShippedDetector | None:
-    """The shipped detector called `name` (or `name@version`), if there is one."""
+    """The shipped detector called `name` (its newest version), or `name@version` that version, if there is one."""
     wanted, _, version = name.partition("@")
-    for detector in shipped_detectors():
-        if detector.name == wanted and version in ("", detector.version):
-            return detector
-    return None
+    found = [d for d in shipped_detectors() if d.name == wanted and version in ("", d.version)]
+    return max(found, key=lambda detector: version_key(detector.version), default=None)
 
 
 def default_detector_path() -> Path:
