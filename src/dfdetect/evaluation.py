@@ -163,8 +163,9 @@ def cross_evaluate(
     face_crop: FaceCropper | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Every model on every dataset: `out/<model>/<dataset>/` holds each cell's metrics, figures and per-image
-    scores (predictions.csv, as --per-image writes it), `out/results.json` all the metrics, `out/tables.md` one table per metric (rows = models, columns = datasets). With
-    `face_crop`, every image is cut to its largest face first (found once, whatever the number of models)."""
+    scores (predictions.csv, as --per-image writes it), `out/results.json` all the metrics, `out/tables.md` one
+    table per metric (rows = models, columns = datasets). With `face_crop`, every image is cut to its largest face
+    first (found once, whatever the number of models)."""
     from dfdetect.reporting.tables import CROSS_METRICS, LABEL_NOTE, cross_table
 
     results: dict[str, dict[str, dict[str, Any]]] = {}
