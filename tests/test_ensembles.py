@@ -11,9 +11,10 @@ from PIL import Image
 
 from dfdetect.cli import main
 from dfdetect.engine.trainer import fit
-from dfdetect.ensembles import combine
+from dfdetect.ensembles import average_networks, combine
 from dfdetect.errors import ConfigError
 from dfdetect.evaluation import calibrate_checkpoint
+from dfdetect.models.factory import create_model
 from dfdetect.runtime.base import expand_paths
 from dfdetect.runtime.export import export_onnx
 from dfdetect.runtime.onnx_backend import OnnxPredictor
@@ -95,3 +96,48 @@ def test_bad_members_and_empty_lists_are_refused(pair: Path, trained_run: Path, 
         combine([Path(f"{trained_run}#0")], tmp_path / "single")
     with pytest.raises(ConfigError, match="at least one"):
         combine([], tmp_path / "empty")
+
+
+def test_average_is_the_weighted_mean_of_the_networks_weights(
+    trained_run: Path, second_run: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "soup"
+    argv = ["ensemble", "--average", "--weights", "1,3", "--model", str(trained_run), "--model", str(second_run)]
+    assert main([*argv, "--out", str(out)]) == 0
+    soup, metadata = load_model(out)
+    states = [load_model(run)[0].state_dict() for run in (trained_run, second_run)]
+    averaged = soup.state_dict()
+    assert len(soup.members) == 1 and soup.members[0].name == "own_cnn"
+    for key, tensor in averaged.items():
+        first, second = (state[key.removeprefix("members.0.")] for state in states)
+        expected = 0.25 * first.float() + 0.75 * second.float() if first.is_floating_point() else first
+        assert torch.allclose(tensor, expected, atol=1e-6), key
+    assert any("running_var" in key for key in averaged)  # batch-norm statistics are averaged too
+    record = metadata["ensemble"]["members"][0]
+    assert [entry["source"] for entry in record["averaged"]] == [str(trained_run), str(second_run)]
+    assert [entry["weight"] for entry in record["averaged"]] == [0.25, 0.75]
+    assert metadata["config"]["average"] == [0.25, 0.75]
+
+
+def test_a_network_averaged_with_itself_scores_as_itself(trained_run: Path, tmp_path: Path) -> None:
+    soup = load_model(combine([trained_run, trained_run], tmp_path / "self", average=True))[0]
+    alone = load_model(trained_run)[0]
+    images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.allclose(soup(images), alone(images), atol=1e-5)
+
+
+def test_averaging_refuses_other_architectures_and_bad_weights(trained_run: Path, tmp_path: Path) -> None:
+    own = load_model(trained_run)[0]
+    other = create_model("efficientnet_lite0", dropout=0.0, pretrained=False)
+    sources = [{"source": "a"}, {"source": "b"}]
+    with pytest.raises(ConfigError, match="only networks of one architecture average: a is own_cnn, b is"):
+        average_networks([own, other], sources)
+    with pytest.raises(ConfigError, match="1 weight"):
+        average_networks([own, own], sources, [1.0])
+    with pytest.raises(ConfigError, match="not all 0"):
+        average_networks([own, own], sources, [0.0, 0.0])
+    with pytest.raises(ConfigError, match="not all 0"):
+        average_networks([own, own], sources, [-1.0, 2.0])
+    with pytest.raises(ConfigError, match="--average"):
+        combine([trained_run, trained_run], tmp_path / "weights", weights=[1.0, 1.0])

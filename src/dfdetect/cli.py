@@ -344,8 +344,10 @@ def command_calibrate(args: argparse.Namespace) -> int:
 def command_ensemble(args: argparse.Namespace) -> int:
     from dfdetect.ensembles import combine
 
-    path = combine(args.model, args.out, tta=args.tta)
-    print(f"wrote {path}: {len(args.model)} model(s), test-time augmentation {args.tta}")
+    weights = [float(weight) for weight in args.weights.split(",")] if args.weights else None
+    path = combine(args.model, args.out, tta=args.tta, average=args.average, weights=weights)
+    kind = "averaged in weight space into one network" if args.average else "a mean-logit ensemble"
+    print(f"wrote {path}: {len(args.model)} model(s), {kind}, test-time augmentation {args.tta}")
     print(f"next: dfdetect calibrate --model {args.out} --data DATA   (the members' calibration does not carry over)")
     return 0
 
@@ -786,6 +788,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ensemble.add_argument(
         "--tta", choices=TTA_CHOICES, default="none", help="hflip: also score each image's mirror (twice the cost)"
+    )
+    ensemble.add_argument(
+        "--average",
+        action="store_true",
+        help="average the networks' weights into one network (a model soup; for fine-tunes of one start) instead of "
+        "their logits",
+    )
+    ensemble.add_argument(
+        "--weights", help="with --average: comma-separated weight per network, e.g. 0.3,0.7 (normalised to sum 1)"
     )
     ensemble.add_argument("--out", type=Path, required=True, help="run folder to write (checkpoints/best.safetensors)")
 

@@ -6,14 +6,23 @@ is not carried over from the members: the averaged logit is a new score, so cali
 
 An ensemble given as a member is taken apart: all its networks join (so the shipped default can be extended with a
 network of one's own), or with `SOURCE#N` network N alone (so one of its networks can be paired with another).
+
+With `average=True` the networks are averaged in weight space instead (a "model soup", Wortsman et al., ICML 2022;
+with two networks, one fine-tuned from the other, WiSE-FT, Wortsman et al., CVPR 2022): one network whose every
+parameter and batch-norm statistic is the (weighted) mean of theirs, scored at one network's cost. It only makes
+sense for networks fine-tuned from a common start (they lie in one basin of the loss); networks trained apart
+average into noise, so measure the soup before trusting it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from dfdetect.engine.checkpoint import build_metadata, resolve_checkpoint, save_checkpoint
 from dfdetect.errors import ConfigError
@@ -63,31 +72,85 @@ def members_of(source: Path) -> list[tuple[Detector, dict[str, Any]]]:
             f"{source}: {path} is an ensemble of {len(entries)} networks; pick member 0 to {len(entries) - 1}"
         )
     picked = range(len(entries)) if wanted is None else [wanted]
-    found = []
+    found: list[tuple[Detector, dict[str, Any]]] = []
     for index in picked:
         entry = {key: value for key, value in entries[index].items() if key not in ("model", "dropout")}
         entry["from_ensemble"] = {"source": str(path), "member": index, "release": release_name}
-        found.append((model.members[index], entry))
+        member: Detector = model.members[index]  # type: ignore[assignment]
+        found.append((member, entry))
     return found
 
 
-def combine(models: Sequence[Path], out: Path, tta: str = "none") -> Path:
+def average_networks(
+    members: Sequence[Detector], sources: Sequence[dict[str, Any]], weights: Sequence[float] | None = None
+) -> tuple[Detector, dict[str, Any]]:
+    """One network whose floating-point parameters and buffers are the `weights`-weighted mean of `members`'
+    (equal weights when None; weights are normalised to sum to 1); integer buffers (batch-norm step counts) come
+    from the first member. Returns it with its source record, which lists the averaged networks and weights."""
+    weights = [1.0] * len(members) if weights is None else [float(weight) for weight in weights]
+    if len(weights) != len(members):
+        raise ConfigError(f"{len(weights)} weight(s) given for {len(members)} network(s) to average")
+    if any(weight < 0 or not math.isfinite(weight) for weight in weights) or sum(weights) <= 0:
+        raise ConfigError(f"averaging weights must be finite, >= 0 and not all 0; got {weights}")
+    weights = [weight / sum(weights) for weight in weights]
+    first = members[0]
+    states = [member.state_dict() for member in members]
+    for member, state, source in zip(members[1:], states[1:], sources[1:], strict=True):
+        if member.name != first.name or {k: v.shape for k, v in state.items()} != {
+            k: v.shape for k, v in states[0].items()
+        }:
+            raise ConfigError(
+                f"only networks of one architecture average: {sources[0]['source']} is {first.name}, "
+                f"{source['source']} is {member.name} with other parameters"
+            )
+    averaged = {}
+    for key, tensor in states[0].items():
+        if tensor.is_floating_point():
+            averaged[key] = sum(weight * state[key].float() for weight, state in zip(weights, states, strict=True))
+        else:
+            averaged[key] = tensor.clone()
+    with torch.no_grad():
+        first.load_state_dict(averaged)
+    record = {
+        "source": "average of " + ", ".join(str(source["source"]) for source in sources),
+        "averaged": [{**source, "weight": weight} for source, weight in zip(sources, weights, strict=True)],
+    }
+    return first, record
+
+
+def combine(
+    models: Sequence[Path],
+    out: Path,
+    tta: str = "none",
+    average: bool = False,
+    weights: Sequence[float] | None = None,
+) -> Path:
     """Write the ensemble of `models` (run folders, checkpoints or shipped names; an ensemble adds all its members,
     `SOURCE#N` its member N) to the run folder `out`; return its checkpoint. Every member is scored with `tta`,
-    whatever the ensemble it came from used."""
+    whatever the ensemble it came from used. With `average`, the networks are averaged in weight space into one
+    (see `average_networks`; `weights` are per network, in the order the networks are gathered)."""
     if not models:
         raise ConfigError("give at least one --model to combine")
+    if weights is not None and not average:
+        raise ConfigError("weights are for averaging in weight space (--average); a logit ensemble weighs all equally")
     members, sources = [], []
     for source in models:
         for member, record in members_of(source):
             members.append(member)
             sources.append(record)
+    networks = len(members)
+    if average:
+        soup, record = average_networks(members, sources, weights)
+        members, sources = [soup], [record]
     ensemble = Ensemble(members, tta=tta)
     config: dict[str, Any] = {"ensemble_of": [str(source) for source in models], "tta": tta}
+    if average:
+        config["average"] = [source["weight"] for source in sources[0]["averaged"]]
     metadata = build_metadata(ENSEMBLE, config, ensemble.preprocessing.to_dict(), epoch=0, metrics={})
     metadata["ensemble"] = ensemble.spec(sources)
     path = RunFolder(out).best
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(path, ensemble.state_dict(), metadata)
-    logger.info("wrote an ensemble of %d network(s), tta %s, to %s", len(members), tta, path)
+    kind = "a weight-space average" if average else "an ensemble"
+    logger.info("wrote %s of %d network(s), tta %s, to %s", kind, networks, tta, path)
     return path
