@@ -141,3 +141,11 @@ def test_averaging_refuses_other_architectures_and_bad_weights(trained_run: Path
         average_networks([own, own], sources, [-1.0, 2.0])
     with pytest.raises(ConfigError, match="--average"):
         combine([trained_run, trained_run], tmp_path / "weights", weights=[1.0, 1.0])
+
+
+def test_unreadable_weights_are_a_clear_error(
+    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["ensemble", "--average", "--weights", "0.3,x", "--model", str(trained_run), "--model", str(trained_run)]
+    assert main([*argv, "--out", str(tmp_path / "bad")]) == 2
+    assert "--weights '0.3,x': give numbers separated by commas" in capsys.readouterr().err

@@ -343,8 +343,12 @@ def command_calibrate(args: argparse.Namespace) -> int:
 
 def command_ensemble(args: argparse.Namespace) -> int:
     from dfdetect.ensembles import combine
+    from dfdetect.errors import ConfigError
 
-    weights = [float(weight) for weight in args.weights.split(",")] if args.weights else None
+    try:
+        weights = [float(weight) for weight in args.weights.split(",")] if args.weights else None
+    except ValueError:
+        raise ConfigError(f"--weights {args.weights!r}: give numbers separated by commas, e.g. 0.3,0.7") from None
     path = combine(args.model, args.out, tta=args.tta, average=args.average, weights=weights)
     kind = "averaged in weight space into one network" if args.average else "a mean-logit ensemble"
     print(f"wrote {path}: {len(args.model)} model(s), {kind}, test-time augmentation {args.tta}")

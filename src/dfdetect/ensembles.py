@@ -9,9 +9,10 @@ network of one's own), or with `SOURCE#N` network N alone (so one of its network
 
 With `average=True` the networks are averaged in weight space instead (a "model soup", Wortsman et al., ICML 2022;
 with two networks, one fine-tuned from the other, WiSE-FT, Wortsman et al., CVPR 2022): one network whose every
-parameter and batch-norm statistic is the (weighted) mean of theirs, scored at one network's cost. It only makes
-sense for networks fine-tuned from a common start (they lie in one basin of the loss); networks trained apart
-average into noise, so measure the soup before trusting it.
+parameter and batch-norm statistic is the (weighted) mean of theirs, scored at one network's cost. It is meant for
+networks fine-tuned from one another (they lie in one basin of the loss); networks with no common start average
+into noise, and two trained apart from one pretrained start average into a weaker network than their logit mean
+(docs/results.md, section 23), so measure the average before trusting it.
 """
 
 from __future__ import annotations
