@@ -15,13 +15,13 @@ interval (stratified, seeded, as `evaluate` computes them). Score the chosen ens
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 from pathlib import Path
 
 import numpy as np
 
-from dfdetect.conventions import CLASS_NAMES
+from dfdetect.calibration import logit, sigmoid
+from dfdetect.experiment import read_per_image
 from dfdetect.metrics import bootstrap_intervals, format_interval, interval_metrics
 from dfdetect.reporting.tables import markdown_table
 
@@ -30,13 +30,9 @@ CLIP = 1e-6
 
 def read_cell(path: Path) -> dict[str, tuple[int, float]]:
     """path -> (label, logit) from one predictions.csv."""
-    labels = {name: index for index, name in enumerate(CLASS_NAMES)}
-    cell = {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            p_real = min(max(float(row["p_real"]), CLIP), 1 - CLIP)
-            cell[row["path"]] = (labels[row["label"]], float(np.log(p_real / (1 - p_real))))
-    return cell
+    paths, labels, p_real = read_per_image(path)
+    logits = logit(np.clip(p_real, CLIP, 1 - CLIP))
+    return {name: (int(label), float(value)) for name, label, value in zip(paths, labels, logits, strict=True)}
 
 
 def read_logits(folder: Path) -> tuple[list[str], list[str], dict[str, np.ndarray], dict[tuple[str, str], np.ndarray]]:
@@ -71,7 +67,7 @@ def main() -> None:
             row = [" + ".join(combination)]
             for name in sets:
                 mean = np.mean([logits[network, name] for network in combination], axis=0)
-                scores = 1 / (1 + np.exp(-mean))
+                scores = sigmoid(mean)
                 auc = interval_metrics(labels[name], scores, 0.5)["auc"]
                 interval = bootstrap_intervals(labels[name], scores, resamples=args.resamples, keys=("auc",))["auc"]
                 row.append(format_interval(auc, interval))
