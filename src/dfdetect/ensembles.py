@@ -93,13 +93,13 @@ def average_networks(
         raise ConfigError(f"{len(weights)} weight(s) given for {len(members)} network(s) to average")
     if any(weight < 0 or not math.isfinite(weight) for weight in weights) or sum(weights) <= 0:
         raise ConfigError(f"averaging weights must be finite, >= 0 and not all 0; got {weights}")
-    weights = [weight / sum(weights) for weight in weights]
+    total = sum(weights)
+    weights = [weight / total for weight in weights]
     first = members[0]
     states = [member.state_dict() for member in members]
+    shapes = {key: tensor.shape for key, tensor in states[0].items()}
     for member, state, source in zip(members[1:], states[1:], sources[1:], strict=True):
-        if member.name != first.name or {k: v.shape for k, v in state.items()} != {
-            k: v.shape for k, v in states[0].items()
-        }:
+        if member.name != first.name or {key: tensor.shape for key, tensor in state.items()} != shapes:
             raise ConfigError(
                 f"only networks of one architecture average: {sources[0]['source']} is {first.name}, "
                 f"{source['source']} is {member.name} with other parameters"
