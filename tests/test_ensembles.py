@@ -133,14 +133,38 @@ def test_averaging_refuses_other_architectures_and_bad_weights(trained_run: Path
     sources = [{"source": "a"}, {"source": "b"}]
     with pytest.raises(ConfigError, match="only networks of one architecture average: a is own_cnn, b is"):
         average_networks([own, other], sources)
-    with pytest.raises(ConfigError, match="1 weight"):
+    with pytest.raises(ConfigError, match="1 averaging weight"):
         average_networks([own, own], sources, [1.0])
     with pytest.raises(ConfigError, match="not all 0"):
         average_networks([own, own], sources, [0.0, 0.0])
     with pytest.raises(ConfigError, match="not all 0"):
         average_networks([own, own], sources, [-1.0, 2.0])
-    with pytest.raises(ConfigError, match="--average"):
-        combine([trained_run, trained_run], tmp_path / "weights", weights=[1.0, 1.0])
+
+
+def test_weights_weigh_the_logits_and_stay_with_the_checkpoint(
+    trained_run: Path, second_run: Path, tiny_dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "weighted"
+    argv = ["ensemble", "--weights", "3,1", "--model", str(trained_run), "--model", str(second_run), "--tta", "hflip"]
+    assert main([*argv, "--out", str(out)]) == 0
+    paths = expand_paths([str(tiny_dataset / "Test")])[:6]
+    members = [TorchPredictor.from_checkpoint(run, device="cpu") for run in (trained_run, second_run)]
+    weighted = TorchPredictor.from_checkpoint(out, device="cpu")
+    batch = weighted.preprocess([Image.open(path).convert("RGB") for path in paths])
+    with torch.no_grad():
+        logits = [(m.model(batch) + m.model(batch.flip(3))) / 2 for m in members]
+    expected = torch.sigmoid(0.75 * logits[0] + 0.25 * logits[1]).numpy()
+    got = np.array([row.p_real for row in weighted.predict_paths(paths)])
+    assert np.allclose(got, expected, atol=1e-5)
+    assert not np.allclose(got, torch.sigmoid((logits[0] + logits[1]) / 2).numpy(), atol=1e-4)  # the weights count
+    assert weighted.metadata["ensemble"]["weights"] == [0.75, 0.25]
+    assert weighted.metadata["config"]["weights"] == [0.75, 0.25]
+    onnx = export_onnx(out, tmp_path / "weighted.onnx")
+    assert np.allclose([row.p_real for row in OnnxPredictor(onnx).predict_paths(paths)], got, atol=1e-4)
+    with caplog.at_level("WARNING"):  # taken apart, a weighted ensemble's networks are weighed equally
+        combine([out], tmp_path / "apart")
+    assert "weighed equally here" in caplog.text
+    assert load_model(tmp_path / "apart")[1]["ensemble"]["members"][0]["from_ensemble"]["weight"] == 0.75
 
 
 def test_unreadable_weights_are_a_clear_error(

@@ -351,6 +351,8 @@ def command_ensemble(args: argparse.Namespace) -> int:
         raise ConfigError(f"--weights {args.weights!r}: give numbers separated by commas, e.g. 0.3,0.7") from None
     path = combine(args.model, args.out, tta=args.tta, average=args.average, weights=weights)
     kind = "averaged in weight space into one network" if args.average else "a mean-logit ensemble"
+    if weights is not None:
+        kind += f" weighted {args.weights}"
     print(f"wrote {path}: {len(args.model)} model(s), {kind}, test-time augmentation {args.tta}")
     print(f"next: dfdetect calibrate --model {args.out} --data DATA   (the members' calibration does not carry over)")
     return 0
@@ -800,7 +802,9 @@ def build_parser() -> argparse.ArgumentParser:
         "their logits",
     )
     ensemble.add_argument(
-        "--weights", help="with --average: comma-separated weight per network, e.g. 0.3,0.7 (normalised to sum 1)"
+        "--weights",
+        help="comma-separated weight per network, in --model order, e.g. 0.8,0.2 (normalised to sum 1): of its logit, "
+        "or with --average of its weights (default: equal)",
     )
     ensemble.add_argument("--out", type=Path, required=True, help="run folder to write (checkpoints/best.safetensors)")
 

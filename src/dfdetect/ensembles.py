@@ -6,6 +6,9 @@ is not carried over from the members: the averaged logit is a new score, so cali
 
 An ensemble given as a member is taken apart: all its networks join (so the shipped default can be extended with a
 network of one's own), or with `SOURCE#N` network N alone (so one of its networks can be paired with another).
+`weights` weigh the networks' logits (one per network, in the order they are gathered; normalised to sum to 1), so
+a network that is strong in-domain can be given a small say beside one that generalises (docs/results.md,
+section 24); an ensemble taken apart does not pass its own weights on.
 
 With `average=True` the networks are averaged in weight space instead (a "model soup", Wortsman et al., ICML 2022;
 with two networks, one fine-tuned from the other, WiSE-FT, Wortsman et al., CVPR 2022): one network whose every
@@ -18,7 +21,6 @@ into noise, and two trained apart from one pretrained start average into a weake
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ import torch
 from dfdetect.engine.checkpoint import build_metadata, resolve_checkpoint, save_checkpoint
 from dfdetect.errors import ConfigError
 from dfdetect.models.detector import Detector
-from dfdetect.models.ensemble import ENSEMBLE, Ensemble
+from dfdetect.models.ensemble import ENSEMBLE, Ensemble, normalised_weights
 from dfdetect.run_folder import RunFolder
 from dfdetect.runtime.torch_backend import load_model
 
@@ -77,6 +79,8 @@ def members_of(source: Path) -> list[tuple[Detector, dict[str, Any]]]:
     for index in picked:
         entry = {key: value for key, value in entries[index].items() if key not in ("model", "dropout")}
         entry["from_ensemble"] = {"source": str(path), "member": index, "release": release_name}
+        if model.weighted:
+            entry["from_ensemble"]["weight"] = model.weights[index]
         member: Detector = model.members[index]  # type: ignore[assignment]
         found.append((member, entry))
     return found
@@ -88,13 +92,7 @@ def average_networks(
     """One network whose floating-point parameters and buffers are the `weights`-weighted mean of `members`'
     (equal weights when None; weights are normalised to sum to 1); integer buffers (batch-norm step counts) come
     from the first member. Returns it with its source record, which lists the averaged networks and weights."""
-    weights = [1.0] * len(members) if weights is None else [float(weight) for weight in weights]
-    if len(weights) != len(members):
-        raise ConfigError(f"{len(weights)} weight(s) given for {len(members)} network(s) to average")
-    if any(weight < 0 or not math.isfinite(weight) for weight in weights) or sum(weights) <= 0:
-        raise ConfigError(f"averaging weights must be finite, >= 0 and not all 0; got {weights}")
-    total = sum(weights)
-    weights = [weight / total for weight in weights]
+    weights = normalised_weights(weights, len(members), "averaging")
     first = members[0]
     states = [member.state_dict() for member in members]
     shapes = {key: tensor.shape for key, tensor in states[0].items()}
@@ -129,29 +127,32 @@ def combine(
     """Write the ensemble of `models` (run folders, checkpoints or shipped names; an ensemble adds all its members,
     `SOURCE#N` its member N) to the run folder `out`; return its checkpoint. Every member is scored with `tta`,
     whatever the ensemble it came from used. With `average`, the networks are averaged in weight space into one
-    (see `average_networks`; `weights` are per network, in the order the networks are gathered)."""
+    (see `average_networks`); otherwise `weights` weigh their logits. Either way `weights` are per network, in the
+    order the networks are gathered."""
     if not models:
         raise ConfigError("give at least one --model to combine")
-    if weights is not None and not average:
-        raise ConfigError("weights are for averaging in weight space (--average); a logit ensemble weighs all equally")
     members, sources = [], []
     for source in models:
         for member, record in members_of(source):
             members.append(member)
             sources.append(record)
     networks = len(members)
+    if weights is None and any("weight" in record.get("from_ensemble", {}) for record in sources):
+        logger.warning("the networks of a weighted ensemble are weighed equally here; give --weights to weigh them")
+    config: dict[str, Any] = {"ensemble_of": [str(source) for source in models], "tta": tta}
     if average:
         soup, record = average_networks(members, sources, weights)
         members, sources = [soup], [record]
-    ensemble = Ensemble(members, tta=tta)
-    config: dict[str, Any] = {"ensemble_of": [str(source) for source in models], "tta": tta}
-    if average:
-        config["average"] = [source["weight"] for source in sources[0]["averaged"]]
+        config["average"] = [source["weight"] for source in record["averaged"]]
+        ensemble = Ensemble(members, tta=tta)
+    else:
+        ensemble = Ensemble(members, tta=tta, weights=weights)
+        config["weights"] = ensemble.weights
     metadata = build_metadata(ENSEMBLE, config, ensemble.preprocessing.to_dict(), epoch=0, metrics={})
     metadata["ensemble"] = ensemble.spec(sources)
     path = RunFolder(out).best
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(path, ensemble.state_dict(), metadata)
-    kind = "a weight-space average" if average else "an ensemble"
+    kind = "a weight-space average" if average else "a weighted ensemble" if ensemble.weighted else "an ensemble"
     logger.info("wrote %s of %d network(s), tta %s, to %s", kind, networks, tta, path)
     return path

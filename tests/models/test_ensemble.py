@@ -25,6 +25,22 @@ def test_the_score_is_the_mean_logit_of_the_members() -> None:
     assert not torch.allclose(first(images), second(images))  # the two members really differ
 
 
+def test_weights_weigh_each_members_logit_over_its_views() -> None:
+    first, second = tiny(0), tiny(1)
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    ensemble = Ensemble([first, second], tta="hflip", weights=[3, 1]).eval()
+    with torch.no_grad():
+        alone = [(member(images) + member(images.flip(3))) / 2 for member in (first, second)]
+        assert torch.allclose(ensemble(images), 0.75 * alone[0] + 0.25 * alone[1], atol=1e-6)
+        assert not torch.allclose(ensemble(images), (alone[0] + alone[1]) / 2, atol=1e-4)
+    assert ensemble.weights == [0.75, 0.25] and ensemble.weighted
+    assert not Ensemble([first, second], weights=[2, 2]).weighted  # equal weights are the plain mean
+    with pytest.raises(ConfigError, match="1 ensemble weight"):
+        Ensemble([first, second], weights=[1])
+    with pytest.raises(ConfigError, match="not all 0"):
+        Ensemble([first, second], weights=[1, -1])
+
+
 def test_hflip_averages_the_image_and_its_mirror_so_mirrors_score_alike() -> None:
     member = tiny(0)
     images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
@@ -58,6 +74,20 @@ def test_spec_rebuilds_the_same_architecture_and_state() -> None:
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(rebuilt.eval()(images), ensemble(images))
+
+
+def test_spec_keeps_unequal_weights_only() -> None:
+    members = [tiny(0), tiny(1)]
+    sources = [{"source": "a"}, {"source": "b"}]
+    assert "weights" not in Ensemble(members).spec(sources)
+    weighted = Ensemble(members, weights=[0.8, 0.2]).eval()
+    spec = weighted.spec(sources)
+    assert spec["weights"] == pytest.approx([0.8, 0.2])
+    rebuilt = build_ensemble(spec, weighted.preprocessing.to_dict())
+    rebuilt.load_state_dict(weighted.state_dict())
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(rebuilt.eval()(images), weighted(images))
 
 
 def test_grad_cam_explains_the_first_member() -> None:
