@@ -4,6 +4,10 @@
     dfdetect evaluate --split Validation --model s=runs/tta-s --model c2=runs/tta-c2 \
         --data dfdc-val=../shared/data/dfdc-faces --data lfw=../shared/data/lfw-faceswap --out runs/xval-tta
     python bench/ensemble_choices.py runs/xval-tta --min-size 2
+    python bench/ensemble_choices.py runs/xval-tta --pair tta-c2 tta-s --step 0.05 --upto 0.5
+
+With `--pair A B` it prints instead the weighted mean logit (1 - w) A + w B for w from 0 to `--upto` (what
+`dfdetect ensemble --weights` scores), so a network's say in a pair can be chosen on these sets.
 
 `dfdetect ensemble` scores the mean logit of its networks over its views, so the ensemble of networks that were each
 evaluated with the same test-time flips (and no calibration) scores each image with the mean of their logits:
@@ -58,21 +62,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="an evaluate --out folder with several models and sets")
     parser.add_argument("--min-size", type=int, default=1, help="smallest combination to list")
+    parser.add_argument("--pair", nargs=2, metavar=("A", "B"), help="weigh B against A instead of combining all")
+    parser.add_argument("--step", type=float, default=0.05, help="with --pair: step of B's weight")
+    parser.add_argument("--upto", type=float, default=0.5, help="with --pair: largest weight of B")
     parser.add_argument("--resamples", type=int, default=1000)
     args = parser.parse_args()
     networks, sets, labels, logits = read_logits(args.folder)
+
+    def cells(weighted: dict[str, float]) -> list[str]:
+        row = []
+        for name in sets:
+            scores = sigmoid(sum(weight * logits[network, name] for network, weight in weighted.items()))
+            auc = interval_metrics(labels[name], scores, 0.5)["auc"]
+            interval = bootstrap_intervals(labels[name], scores, resamples=args.resamples, keys=("auc",))["auc"]
+            row.append(format_interval(auc, interval))
+        return row
+
     rows = []
-    for size in range(max(args.min_size, 1), len(networks) + 1):
-        for combination in itertools.combinations(networks, size):
-            row = [" + ".join(combination)]
-            for name in sets:
-                mean = np.mean([logits[network, name] for network in combination], axis=0)
-                scores = sigmoid(mean)
-                auc = interval_metrics(labels[name], scores, 0.5)["auc"]
-                interval = bootstrap_intervals(labels[name], scores, resamples=args.resamples, keys=("auc",))["auc"]
-                row.append(format_interval(auc, interval))
-            rows.append(row)
-    print(f"AUC of the mean logit, 95% intervals ({args.resamples} stratified resamples), from {args.folder}")
+    if args.pair:
+        first, second = args.pair
+        for name in args.pair:
+            if name not in networks:
+                raise SystemExit(f"{args.folder}: no network {name!r}; found {', '.join(networks)}")
+        for step in range(round(args.upto / args.step) + 1):
+            weight = round(step * args.step, 6)
+            rows.append([f"{1 - weight:g} {first} + {weight:g} {second}", *cells({first: 1 - weight, second: weight})])
+        title = "weighted mean logit"
+    else:
+        for size in range(max(args.min_size, 1), len(networks) + 1):
+            for combination in itertools.combinations(networks, size):
+                rows.append([" + ".join(combination), *cells(dict.fromkeys(combination, 1 / size))])
+        title = "mean logit"
+    print(f"AUC of the {title}, 95% intervals ({args.resamples} stratified resamples), from {args.folder}")
     print(markdown_table(["networks", *sets], rows))
 
 
