@@ -15,6 +15,7 @@ import torch
 from dfdetect.engine.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from dfdetect.evaluation import score_split
 from dfdetect.models.ensemble import ENSEMBLE
+from dfdetect.pretrained import DEFAULT_DETECTOR
 from dfdetect.runtime.torch_backend import TorchPredictor, load_model
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,9 @@ def architecture_of(metadata: dict[str, Any]) -> str:
     if metadata["model"] != ENSEMBLE or not spec:
         return str(metadata["model"])
     names = [member["model"] for member in spec["members"]]
-    text = f"ensemble of {len(names)} ({' + '.join(names)}; mean logit)"
+    weights = spec.get("weights")
+    mean = f"logits weighted {' / '.join(f'{weight:g}' for weight in weights)}" if weights else "mean logit"
+    text = f"ensemble of {len(names)} ({' + '.join(names)}; {mean})"
     return text + (
         ", each also scoring the mirrored image (hflip test-time augmentation)" if spec["tta"] == "hflip" else ""
     )
@@ -124,6 +127,13 @@ def model_card(release: dict[str, Any], extra: str = "") -> str:
         if calibration
         else "Probabilities are the network's own (not calibrated); the threshold is the study's 0.5."
     )
+    use = (
+        "`dfdetect predict IMAGE...` and `dfdetect serve` use it when no `--model` is given; `dfdetect.load()` in "
+        f"Python; `--model {release['name']}` anywhere a run folder is accepted."
+        if release["name"] == DEFAULT_DETECTOR
+        else f"`--model {release['name']}` anywhere a run folder is accepted (`dfdetect predict`, `serve`, "
+        f'`evaluate`, ...); `dfdetect.load("{release["name"]}")` in Python.'
+    )
     return f"""# Model card: {release["name"]} {release["version"]}
 
 {release.get("summary", "")}
@@ -132,8 +142,7 @@ def model_card(release: dict[str, Any], extra: str = "") -> str:
   ImageNet weights where the model has them, with the study's head); input {release.get("input", "")}; fp16
   weights (safetensors) loaded into an fp32 model.
 - **Output:** one logit for Real; dfdetect reports `p_fake` = 1 - P(Real). {LABEL_NOTE}
-- **Use it:** `dfdetect predict IMAGE...` and `dfdetect serve` use it when no `--model` is given;
-  `dfdetect.load()` in Python; `--model {release["name"]}` anywhere a run folder is accepted.
+- **Use it:** {use}
 
 ## Training data and its terms
 
@@ -174,9 +183,9 @@ person reviewing what it flags. Not for deciding anything about a person on its 
   `docs/results.md` for what it scores on other sources.
 - DFDC's faces are frames of compressed video; very clean photos, heavy filters, or strong recompression move
   its scores (`dfdetect robustness` measures how far).
-- Its score follows a face's **sharpness** (the sharper face looks more real, as in DFDC, where swapped faces
-  are a little softer): a real face blown up from a small photo looks more fake, a downscaled generated face
-  more real (docs/results.md, section 18).
+- Its score can follow a face's **sharpness** (in DFDC swapped faces are a little softer, so the sharper face
+  looks more real): a real face blown up from a small photo may look more fake, a downscaled generated face more
+  real (docs/results.md, section 18; sections 22 and 24 measure it for the shipped detectors).
 - Probabilities are calibrated on DFDC Validation; on other data they are only as good as that match.
 
 ## Check it
