@@ -127,12 +127,13 @@ def model_card(release: dict[str, Any], extra: str = "") -> str:
         if calibration
         else "Probabilities are the network's own (not calibrated); the threshold is the study's 0.5."
     )
+    name = release["name"]
     use = (
-        "`dfdetect predict IMAGE...` and `dfdetect serve` use it when no `--model` is given; `dfdetect.load()` in "
-        f"Python; `--model {release['name']}` anywhere a run folder is accepted."
-        if release["name"] == DEFAULT_DETECTOR
-        else f"`--model {release['name']}` anywhere a run folder is accepted (`dfdetect predict`, `serve`, "
-        f'`evaluate`, ...); `dfdetect.load("{release["name"]}")` in Python.'
+        f"`dfdetect predict IMAGE...` and `dfdetect serve` use it when no `--model` is given;\n  `dfdetect.load()` "
+        f"in Python; `--model {name}` anywhere a run folder is accepted."
+        if name == DEFAULT_DETECTOR
+        else f"`--model {name}` anywhere a run folder is accepted (`predict`, `serve`, `evaluate`, ...);\n"
+        f'  `dfdetect.load("{name}")` in Python.'
     )
     return f"""# Model card: {release["name"]} {release["version"]}
 
