@@ -76,8 +76,6 @@ class Ensemble(Detector):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         views = self.views(images)
-        if not self.weighted:
-            return torch.stack([member(view) for member in self.members for view in views]).mean(0)
         per_member = [torch.stack([member(view) for view in views]).mean(0) for member in self.members]
         return sum(weight * logits for weight, logits in zip(self.weights, per_member, strict=True))  # type: ignore[return-value]
 
