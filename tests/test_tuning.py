@@ -231,3 +231,52 @@ def test_a_trial_killed_before_its_first_heartbeat_is_failed(tmp_path: Path) -> 
     fail_trials_killed_before_a_heartbeat(study, grace_seconds=0)
     assert study.get_trials()[0].state == TrialState.FAIL
     assert orphan.number == 0
+
+
+@pytest.mark.parametrize(
+    "race",
+    [
+        'relation "alembic_version" already exists',  # PostgreSQL, two processes creating the tables at once
+        "table studies already exists",  # SQLite
+    ],
+)
+def test_opening_a_study_retries_when_another_process_created_the_tables_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, race: str
+) -> None:
+    import sqlalchemy.exc
+
+    from dfdetect import tuning
+
+    calls = []
+
+    class LosesTheRaceOnce(optuna.storages.RDBStorage):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            calls.append(args)
+            if len(calls) == 1:
+                raise sqlalchemy.exc.ProgrammingError("CREATE TABLE", {}, Exception(race))
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", LosesTheRaceOnce)
+    monkeypatch.setattr(tuning.time, "sleep", lambda seconds: None)
+    study = tuning.open_study(
+        f"sqlite:///{tmp_path / 'study.db'}", "s", optuna.samplers.RandomSampler(seed=0), optuna.pruners.NopPruner()
+    )
+    assert len(calls) == 2 and study.study_name == "s"
+
+
+def test_a_storage_error_that_is_not_a_race_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlalchemy.exc
+
+    from dfdetect import tuning
+
+    calls = []
+
+    def denied(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        raise sqlalchemy.exc.ProgrammingError("CREATE TABLE", {}, Exception("permission denied for schema public"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", denied)
+    url = "postgresql://user:secret@db.example/dfdetect"
+    with pytest.raises(TuneError, match="permission denied") as error:
+        tuning.open_study(url, "s", optuna.samplers.RandomSampler(seed=0), optuna.pruners.NopPruner())
+    assert len(calls) == 1 and "secret" not in str(error.value)

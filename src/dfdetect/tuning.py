@@ -135,6 +135,28 @@ def mask_password(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
 
 
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def lost_creation_race(error: Exception) -> bool:
+    """Whether a storage error means another process created the same tables or rows first."""
+    import sqlalchemy.exc
+
+    return isinstance(error, sqlalchemy.exc.IntegrityError) or (
+        isinstance(error, (sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError))
+        and "already exists" in str(error)
+    )
+
+
+def storage_error(storage_url: str, error: Exception) -> TuneError:
+    reason = first_line(error)
+    if "DB access module" in reason and storage_url.startswith("postgresql"):
+        reason += " (for PostgreSQL: pip install 'dfdetect[postgres]')"
+    return TuneError(f"cannot open study storage {mask_password(storage_url)}: {reason}")
+
+
 def open_study(
     storage_url: str,
     study_name: str,
@@ -161,15 +183,15 @@ def open_study(
                 direction="minimize",
                 load_if_exists=True,
             )
-        except sqlalchemy.exc.IntegrityError:
-            # Processes that start together race to create Optuna's tables; the loser retries and finds them.
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            if not lost_creation_race(error):
+                raise storage_error(storage_url, error) from None
+            # Processes that start together race to create Optuna's tables (PostgreSQL answers a duplicate key or
+            # "relation ... already exists", SQLite "table ... already exists"); the loser retries and finds them.
             logger.info("study storage is being created by another process; retrying (%d)", attempt + 1)
             time.sleep(0.5 + random.random())
-        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            if "DB access module" in reason and storage_url.startswith("postgresql"):
-                reason += " (for PostgreSQL: pip install 'dfdetect[postgres]')"
-            raise TuneError(f"cannot open study storage {mask_password(storage_url)}: {reason}") from None
+        except (ImportError, ValueError) as error:
+            raise storage_error(storage_url, error) from None
     raise TuneError(f"cannot open study storage {mask_password(storage_url)}: table creation kept conflicting")
 
 
