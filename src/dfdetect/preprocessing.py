@@ -51,6 +51,10 @@ class AugmentConfig:
     jpeg_quality_max: int = 100
     blur_p: float = 0.1
     blur_sigma_max: float = 3.0
+    # Additive Gaussian noise, sigma drawn in [0, noise_sigma_max] grey levels (of 255) per image, after blur and
+    # before JPEG, as a camera adds it before compression. Off in both recipes (docs/results.md, section 25).
+    noise_p: float = 0.0
+    noise_sigma_max: float = 10.0
     # Class-conditional: each real face softened, each fake one sharpened, with this probability, so that sharpness
     # stops telling the classes apart (data/sharpness.py; docs/results.md, section 18). Off in both recipes.
     balance_sharpness_p: float = 0.0
@@ -69,6 +73,8 @@ class AugmentConfig:
             raise ValueError(f"augment.resized_crop_min_scale = {self.resized_crop_min_scale}: expected (0, 1]")
         if self.blur_sigma_max <= 0.1 or self.rotation_degrees < 0 or self.color_jitter_strength < 0:
             raise ValueError("augment: blur_sigma_max must exceed 0.1; rotation and jitter must be >= 0")
+        if self.noise_sigma_max <= 0:
+            raise ValueError(f"augment.noise_sigma_max = {self.noise_sigma_max}: expected > 0 grey levels")
 
     @classmethod
     def none(cls) -> AugmentConfig:

@@ -47,8 +47,21 @@ def test_flip_alone_mirrors_the_images(cache: DecodedImages) -> None:
     assert torch.allclose(flipped, BatchAugment(None, PRE)(cache.images[:4]).flip(-1), atol=1e-4)
 
 
+def test_noise_alone_adds_noise_of_at_most_sigma_max_grey_levels() -> None:
+    grey = torch.full((8, 3, 32, 32), 128, dtype=torch.uint8)
+    plain = Preprocessing(input_size=32, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    noise_only = AugmentConfig(**{**AugmentConfig.none().__dict__, "noise_p": 1.0, "noise_sigma_max": 20.0})
+    added = (BatchAugment(noise_only, plain)(grey, torch.Generator().manual_seed(0)) - 128 / 255) * 255
+    spread = added.std(dim=(1, 2, 3))
+    assert (spread > 0).all() and (spread < 20 * 1.1).all() and spread.std() > 0.5  # a sigma of its own per image
+    assert added.mean().abs() < 1.0
+    half = AugmentConfig(**{**noise_only.__dict__, "noise_p": 0.5})
+    touched = (BatchAugment(half, plain)(grey, torch.Generator().manual_seed(3)) * 255 - 128).abs().amax((1, 2, 3))
+    assert 0 < (touched > 0.5).sum() < 8
+
+
 def test_full_augmentation_is_seeded_and_random(cache: DecodedImages) -> None:
-    always = AugmentConfig(hflip_p=1, rotation_p=1, color_jitter_p=1, resized_crop_p=1, jpeg_p=1, blur_p=1)
+    always = AugmentConfig(hflip_p=1, rotation_p=1, color_jitter_p=1, resized_crop_p=1, jpeg_p=1, blur_p=1, noise_p=1)
     augment = BatchAugment(always, PRE)
     first = augment(cache.images[:6], torch.Generator().manual_seed(1))
     again = augment(cache.images[:6], torch.Generator().manual_seed(1))

@@ -17,12 +17,23 @@ def test_eval_transform_resizes_and_normalises() -> None:
 
 
 def test_train_transform_with_every_augmentation_keeps_the_shape() -> None:
-    always = AugmentConfig(hflip_p=1, rotation_p=1, color_jitter_p=1, resized_crop_p=1, jpeg_p=1, blur_p=1)
+    always = AugmentConfig(hflip_p=1, rotation_p=1, color_jitter_p=1, resized_crop_p=1, jpeg_p=1, blur_p=1, noise_p=1)
     transform = build_train_transform(Preprocessing(input_size=32), always)
     image = Image.effect_noise((70, 50), 40).convert("RGB")
     outputs = [transform(image) for _ in range(3)]
     assert all(output.shape == (3, 32, 32) for output in outputs)
     assert not torch.equal(outputs[0], outputs[1])  # random augmentation
+
+
+def test_noise_alone_adds_noise_of_at_most_sigma_max_grey_levels() -> None:
+    plain = Preprocessing(input_size=32, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    noise_only = AugmentConfig(**{**AugmentConfig.none().__dict__, "noise_p": 1.0, "noise_sigma_max": 20.0})
+    transform = build_train_transform(plain, noise_only)
+    torch.manual_seed(0)
+    added = torch.stack([transform(Image.new("RGB", (32, 32), (128, 128, 128))) for _ in range(8)]) * 255 - 128
+    spread = added.std(dim=(1, 2, 3))
+    assert (spread > 0).all() and (spread < 20 * 1.1).all() and spread.std() > 0.5  # a sigma of its own per image
+    assert added.mean().abs() < 1.0
 
 
 def test_no_augmentation_equals_evaluation() -> None:
@@ -40,6 +51,8 @@ def test_no_augmentation_equals_evaluation() -> None:
         ({"jpeg_p": 1.5}, "jpeg_p"),
         ({"jpeg_quality_min": 90, "jpeg_quality_max": 40}, "jpeg_quality"),
         ({"resized_crop_min_scale": 0}, "resized_crop_min_scale"),
+        ({"noise_p": -0.1}, "noise_p"),
+        ({"noise_sigma_max": 0}, "noise_sigma_max"),
     ],
 )
 def test_invalid_augmentation_is_named(changes: dict, message: str) -> None:

@@ -5,8 +5,8 @@ On an H200 the PIL + DataLoader path fed about 550 images/s while the model step
 batched GPU JPEG decoding at 12,000/s. So for CUDA, when the decoded split fits the memory budget, training
 reads from this cache and `BatchAugment` applies the configured augmentations to the batch on the GPU:
 one affine warp per image (random resized crop, rotation, horizontal flip), colour jitter (brightness,
-contrast, saturation; hue is left to the CPU path), Gaussian blur and JPEG re-compression. Everything here
-also runs on the CPU, which is how it is tested.
+contrast, saturation; hue is left to the CPU path), Gaussian blur, Gaussian noise and JPEG re-compression.
+Everything here also runs on the CPU, which is how it is tested.
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ class BatchAugment:
             x = self.geometry(x, a, generator)
             x = self.color(x, a, generator)
             x = self.blur(x, a, generator)
+            x = self.noise(x, a, generator)
             x = self.jpeg(x, a, generator)
         return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
@@ -169,6 +170,16 @@ class BatchAugment:
         out = x.clone()
         out[chosen] = planes.view(n, 3, height, width)
         return out
+
+    def noise(self, x: torch.Tensor, a: AugmentConfig, generator: torch.Generator | None) -> torch.Tensor:
+        """Gaussian noise of a random sigma in [0, noise_sigma_max] grey levels on the chosen images."""
+        if a.noise_p <= 0:
+            return x
+        n = x.shape[0]
+        chosen = self._chosen(a.noise_p, x, generator).view(n, 1, 1, 1)
+        sigma = self._uniform(n, 0.0, a.noise_sigma_max / 255.0, x, generator).view(n, 1, 1, 1)
+        noise = torch.randn(x.shape, device=x.device, generator=generator, dtype=x.dtype)
+        return torch.where(chosen, (x + sigma * noise).clamp(0, 1), x)
 
     def jpeg(self, x: torch.Tensor, a: AugmentConfig, generator: torch.Generator | None) -> torch.Tensor:
         """Re-compress the chosen images at one random quality per batch (batched nvJPEG on CUDA)."""
