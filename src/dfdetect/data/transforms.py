@@ -32,21 +32,19 @@ def interpolation_mode(preprocessing: Preprocessing) -> InterpolationMode:
 
 
 class GaussianNoise(torch.nn.Module):
-    """With probability `p`, add Gaussian noise of a random sigma in [0, sigma_max] grey levels to a uint8 image."""
+    """Add Gaussian noise of a random sigma in [0, sigma_max] grey levels to a uint8 image."""
 
-    def __init__(self, p: float, sigma_max: float) -> None:
+    def __init__(self, sigma_max: float) -> None:
         super().__init__()
-        self.p, self.sigma_max = p, sigma_max
+        self.sigma_max = sigma_max
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        if torch.rand(()) >= self.p:
-            return image
         sigma = float(torch.rand(())) * self.sigma_max
         noisy = (image.float() + sigma * torch.randn(image.shape)).round().clamp(0, 255).to(torch.uint8)
         return tv_tensors.wrap(noisy, like=image) if isinstance(image, tv_tensors.Image) else noisy
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, sigma_max={self.sigma_max}"
+        return f"sigma_max={self.sigma_max}"
 
 
 def build_eval_transform(preprocessing: Preprocessing) -> v2.Compose:
@@ -88,7 +86,7 @@ def build_train_transform(preprocessing: Preprocessing, augment: AugmentConfig) 
         blur = v2.GaussianBlur(kernel_size=kernel, sigma=(0.1, augment.blur_sigma_max))
         steps.append(v2.RandomApply([blur], p=augment.blur_p))
     if augment.noise_p > 0:
-        steps.append(GaussianNoise(augment.noise_p, augment.noise_sigma_max))
+        steps.append(v2.RandomApply([GaussianNoise(augment.noise_sigma_max)], p=augment.noise_p))
     if augment.jpeg_p > 0:
         jpeg = v2.JPEG(quality=(augment.jpeg_quality_min, augment.jpeg_quality_max))
         steps.append(v2.RandomApply([jpeg], p=augment.jpeg_p))
