@@ -33,18 +33,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from sharpness import framed_faces, resampled  # bench/sharpness.py, beside this script
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from dfdetect.data.discovery import list_samples
-from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from dfdetect.data.images import load_rgb
 from dfdetect.data.landmarks import read_landmarks
 from dfdetect.data.pseudo_fakes import make_pseudo_fake, parse_makers
 from dfdetect.data.transforms import build_eval_transform
 from dfdetect.ensembles import members_of
-from dfdetect.faces import FaceCropper
 from dfdetect.metrics import bootstrap_intervals, format_interval
 from dfdetect.models.detector import Detector
 from dfdetect.models.factory import create_model
@@ -54,22 +54,6 @@ BATCH = 64
 STRENGTHS = (1e-3, 1e-2, 1e-1, 1.0)
 """Inverse regularisation strengths C the probe is chosen among, on the first eval set."""
 GROUPS = {"early stages (1-3)": (0, 1, 2), "late stages (4-7)": (3, 4, 5, 6), "head features": ("head",)}
-
-
-def framed(folder: Path, faces_file: Path | None) -> tuple[list[Image.Image], np.ndarray]:
-    """Every image of a Real/Fake folder framed the default way (auto), and its labels (1 = Real)."""
-    samples = list_samples(folder)
-    boxes = FaceCropper(mode="auto", faces_file=faces_file).boxes_of([s.path for s in samples], DEFAULT_MAX_PIXELS)
-    images = []
-    for sample in samples:
-        image, box = load_rgb(sample.path), boxes[sample.path]
-        images.append(image.crop(box) if box is not None else image)
-    return images, np.array([s.label for s in samples])
-
-
-def resampled(image: Image.Image, side: int) -> Image.Image:
-    """The face brought down to `side` pixels (when larger); the preprocessing brings it back up."""
-    return image if image.width <= side else image.resize((side, side), Image.BICUBIC)
 
 
 def backbone(spec: str) -> tuple[str, Detector]:
@@ -177,7 +161,7 @@ def main() -> None:
     sets = {}
     for entry in args.data:
         name, _, folder = entry.rpartition("=")
-        sets[name or folder] = framed(Path(folder), args.faces_file)
+        sets[name or folder] = framed_faces(Path(folder), args.faces_file)
     if args.resample:
         last, (images, labels) = list(sets.items())[-1]
         sets[f"{last} through {args.resample} px"] = ([resampled(image, args.resample) for image in images], labels)

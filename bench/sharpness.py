@@ -35,10 +35,11 @@ SIZE = 128
 """Side the framed face is resized to before its sharpness is measured."""
 
 
-def framed_faces(folder: Path) -> tuple[list[Image.Image], np.ndarray]:
-    """Every image of a Real/Fake folder framed the default way, and its labels (1 = Real)."""
+def framed_faces(folder: Path, faces_file: Path | None = None) -> tuple[list[Image.Image], np.ndarray]:
+    """Every image of a Real/Fake folder framed the default way, and its labels (1 = Real); `faces_file`: faces
+    found before (`dfdetect evaluate --faces-file`)."""
     samples = list_samples(folder)
-    boxes = FaceCropper(mode="auto").boxes_of([s.path for s in samples], DEFAULT_MAX_PIXELS)
+    boxes = FaceCropper(mode="auto", faces_file=faces_file).boxes_of([s.path for s in samples], DEFAULT_MAX_PIXELS)
     images = []
     for sample in samples:
         image, box = load_rgb(sample.path), boxes[sample.path]
