@@ -73,7 +73,9 @@ def features(network: Detector, images: Sequence[Image.Image]) -> dict[int | str
     """Per stage, [mean, std] of its feature map over space; "head": the pooled features; "logit": the detector's
     own output (meaningless for the ImageNet backbone, whose head is untrained)."""
     network.eval()
-    stages = network.backbone.network.blocks  # timm EfficientNet (inside TimmFeatures): seven stages
+    stages = getattr(getattr(network.backbone, "network", None), "blocks", None)  # timm EfficientNet: 7 stages
+    if stages is None:
+        raise SystemExit(f"{network.name}: not an EfficientNet-family network; this bench reads its seven stages")
     captured: dict[int, torch.Tensor] = {}
     hooks = [
         stage.register_forward_hook(lambda _m, _i, out, index=index: captured.__setitem__(index, out))
