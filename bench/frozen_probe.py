@@ -39,6 +39,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from dfdetect.calibration import sigmoid
 from dfdetect.data.discovery import list_samples
 from dfdetect.data.images import load_rgb
 from dfdetect.data.landmarks import read_landmarks
@@ -105,7 +106,7 @@ def stacked(table: dict[int | str, np.ndarray], keys: Sequence[int | str]) -> np
 
 def cell(labels: np.ndarray, scores: np.ndarray) -> str:
     auc = float(roc_auc_score(labels, scores))
-    return format_interval(round(auc, 3), bootstrap_intervals(labels, 1 / (1 + np.exp(-scores)), keys=("auc",))["auc"])
+    return format_interval(round(auc, 3), bootstrap_intervals(labels, sigmoid(scores), keys=("auc",))["auc"])
 
 
 def probe(
