@@ -97,6 +97,24 @@ def test_levels_and_sets_follow_deeperforensics() -> None:
         rb.select("rain")
 
 
+def test_levels_replace_a_chosen_perturbations_levels_and_keep_their_type() -> None:
+    chosen = rb.select("basic", ["noise=1,2.5", "jpeg=90"])
+    assert [(p.name, p.levels) for p in chosen if p.name in ("noise", "jpeg")] == [
+        ("jpeg", (90,)),
+        ("noise", (1.0, 2.5)),
+    ]
+    assert chosen[1] == rb.PERTURBATIONS["downscale"] and rb.PERTURBATIONS["noise"].levels == (5.0, 10.0, 20.0)
+    for text, match in (
+        ("jpeg=2.5", "with int values"),
+        ("noise=-1", "values >= 0"),
+        ("noise=", "noise=5.0,10.0,20.0"),
+        ("rain=1", "unknown perturbation 'rain'"),
+        ("df-bw=16", "'df-bw' is not among the chosen"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            rb.select("basic", [text])
+
+
 def test_sweep_is_reproducible_and_reports_every_level(photo: np.ndarray) -> None:
     images = [photo, photo[::-1].copy(), photo[:, ::-1].copy(), 255 - photo]
     labels = np.array([1, 1, 0, 0])
@@ -123,9 +141,13 @@ def test_robustness_command_writes_the_report_and_leaves_the_data_alone(
 
     before = fingerprint()
     out = tmp_path / "robustness"
-    flags = ["--runtime", "torch", "--device", "cpu", "--perturbations", "jpeg,df-cs", "--out", str(out)]
-    assert main(["robustness", "--model", str(trained_run), "--data", str(tiny_dataset), *flags]) == 0
+    flags = ["--runtime", "torch", "--device", "cpu", "--perturbations", "jpeg,df-cs", "--levels", "jpeg=90,40"]
+    assert (
+        main(["robustness", "--model", str(trained_run), "--data", str(tiny_dataset), *flags, "--out", str(out)]) == 0
+    )
     assert fingerprint() == before
     results = json.loads((out / "robustness.json").read_text())
-    assert len(results["jpeg"]["levels"]) == 4 and len(results["df-cs"]["levels"]) == 5
+    assert [level["parameter"] for level in results["jpeg"]["levels"]] == [90, 40] and len(
+        results["df-cs"]["levels"]
+    ) == 5
     assert (out / "robustness-jpeg.png").is_file() and "| df-cs | 5 |" in (out / "robustness.md").read_text()

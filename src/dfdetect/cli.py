@@ -371,6 +371,7 @@ def command_robustness(args: argparse.Namespace) -> int:
         runtime=args.runtime,
         device=args.device,
         threshold=args.threshold,
+        levels=args.levels,
     )
     print(written[1].read_text(encoding="utf-8"))
     print(f"wrote {', '.join(str(path) for path in written[:2])} and {len(written) - 2} plot(s) in {args.out}")
@@ -817,6 +818,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="basic,deeperforensics",
         help="sets (basic, deeperforensics, all) and/or names (jpeg, downscale, blur, noise, df-cs, df-cc, df-bw, "
         "df-gnc, df-gb, df-jpeg, df-vc), comma-separated",
+    )
+    robustness.add_argument(
+        "--levels",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2,...",
+        help="replace a chosen perturbation's levels (repeatable), e.g. --perturbations noise --levels noise=1,2,3",
     )
     robustness.add_argument("--seed", type=int, default=0, help="seed of the random perturbations")
     robustness.add_argument("--out", type=Path, default=Path("robustness"), help="folder for the table and plots")

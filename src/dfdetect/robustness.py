@@ -23,7 +23,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -182,8 +182,9 @@ PERTURBATIONS = {perturbation.name: perturbation for perturbation in (*BASIC, *D
 SETS = {"basic": BASIC, "deeperforensics": DEEPERFORENSICS, "all": (*BASIC, *DEEPERFORENSICS)}
 
 
-def select(names: str) -> list[Perturbation]:
-    """`basic`, `deeperforensics`, `all`, or comma-separated perturbation names (sets may be mixed in)."""
+def select(names: str, levels: Sequence[str] = ()) -> list[Perturbation]:
+    """`basic`, `deeperforensics`, `all`, or comma-separated perturbation names (sets may be mixed in); each of
+    `levels`, `NAME=V1,V2,...`, replaces the levels of a chosen perturbation (`noise=1,2,3`)."""
     chosen: dict[str, Perturbation] = {}
     for name in (part.strip() for part in names.split(",") if part.strip()):
         if name in SETS:
@@ -193,7 +194,31 @@ def select(names: str) -> list[Perturbation]:
         else:
             known = ", ".join([*SETS, *PERTURBATIONS])
             raise ConfigError(f"unknown perturbation {name!r}; known: {known}")
+    for text in levels:
+        name, values = parse_levels(text)
+        if name not in chosen:
+            among = ", ".join(chosen)
+            raise ConfigError(f"--levels {text!r}: {name!r} is not among the chosen perturbations ({among})")
+        chosen[name] = replace(chosen[name], levels=values)
     return list(chosen.values())
+
+
+def parse_levels(text: str) -> tuple[str, tuple[Any, ...]]:
+    """`NAME=V1,V2,...` -> (NAME, levels), each level of the type of the perturbation's own (int or float)."""
+    name, _, values = (part.strip() for part in text.partition("="))
+    if name not in PERTURBATIONS:
+        raise ConfigError(f"--levels {text!r}: unknown perturbation {name!r}; known: {', '.join(PERTURBATIONS)}")
+    kind = type(PERTURBATIONS[name].levels[0])
+    try:
+        levels = tuple(kind(value) for value in values.split(","))
+    except ValueError:
+        levels = ()
+    if not levels or min(levels) < 0:
+        example = ",".join(str(level) for level in PERTURBATIONS[name].levels)
+        raise ConfigError(
+            f"--levels {text!r}: expected {name}=V1,V2,... with {kind.__name__} values >= 0, e.g. {name}={example}"
+        )
+    return name, levels
 
 
 def image_rng(seed: int, perturbation: int, level: int, image: int) -> np.random.Generator:
@@ -299,13 +324,14 @@ def run_robustness(
     runtime: str = "auto",
     device: str = "auto",
     threshold: float | None = None,
+    levels: Sequence[str] = (),
 ) -> tuple[dict[str, Any], list[Path]]:
     """Load the model and the labelled split (one class is enough), sweep, and write the report into `out`."""
     from dfdetect.data.discovery import load_split
     from dfdetect.data.images import load_rgb
     from dfdetect.runtime import load_predictor
 
-    chosen = select(perturbations)
+    chosen = select(perturbations, levels)
     predictor = load_predictor(model, runtime=runtime, device=device, threshold=threshold)
     samples, bad = load_split(data, split, one_class=True)
     images = [np.asarray(load_rgb(sample.path)) for sample in samples]
