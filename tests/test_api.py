@@ -21,6 +21,7 @@ def test_load_predict_explain_export(trained_run: Path, tiny_dataset: Path, tmp_
     assert results[0].p_fake == pytest.approx(results[2].p_fake, abs=1e-6)  # a path and its decoded image agree
     assert results[2].p_fake == pytest.approx(results[3].p_fake, abs=1e-9)  # PIL image and array agree
     assert all(r.model == "own_cnn" for r in results) and detector.name == "own_cnn"
+    assert results[0].noise == results[2].noise == results[3].noise == reported_noise(detector, image)
     assert detector.predict(paths[0])[0].path == str(paths[0])  # a single input is a list of one
 
     explanation = detector.explain(paths[0])
@@ -28,6 +29,7 @@ def test_load_predict_explain_export(trained_run: Path, tiny_dataset: Path, tmp_
     assert explanation.heatmap.min() >= 0.0 and explanation.heatmap.max() <= 1.0
     assert explanation.overlay.size == image.size
     assert explanation.prediction.p_fake == pytest.approx(results[0].p_fake, abs=1e-5)
+    assert explanation.prediction.noise == results[0].noise
 
     onnx = detector.export(tmp_path / "model.onnx")
     exported = dfdetect.load(onnx)
@@ -35,6 +37,11 @@ def test_load_predict_explain_export(trained_run: Path, tiny_dataset: Path, tmp_
     assert exported.predict(paths[0])[0].p_fake == pytest.approx(results[0].p_fake, abs=1e-4)
     with pytest.raises(TypeError, match="Grad-CAM"):
         exported.explain(paths[0])
+
+
+def reported_noise(detector: dfdetect.Detector, image: Image.Image) -> float:
+    """The noise every output reports for an image: estimated at the network's input size, to 2 decimals."""
+    return round(detector.predictor.input_noise(image), 2)
 
 
 def test_bad_array_is_a_clear_error(trained_run: Path) -> None:

@@ -92,7 +92,7 @@ class Detector:
             for (index, _), framed in zip(
                 chunk, score_framed(self.predictor, [i for _, i in chunk], crop_face), strict=True
             ):
-                results[index] = self.predictor.prediction(f"<image {index}>", framed.verdict)
+                results[index] = self.predictor.prediction(f"<image {index}>", framed.verdict, framed.decisive_noise)
         return [result for result in results if result is not None]
 
     def explain(self, image: ImageInput) -> Explanation:
@@ -106,7 +106,7 @@ class Detector:
         name = str(image) if isinstance(image, str | Path) else "<image>"
         picture = load_rgb(Path(image)) if isinstance(image, str | Path) else as_image(image)
         heatmaps, p_real = gradcam_heatmaps(self.predictor, [picture])
-        prediction = self.predictor.prediction(name, float(p_real[0]))
+        prediction = self.predictor.prediction(name, float(p_real[0]), self.predictor.input_noise(picture))
         return Explanation(prediction, heatmaps[0], overlay(picture, heatmaps[0]))
 
     def export(self, path: str | Path, opset: int = 17) -> Path:

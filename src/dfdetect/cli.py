@@ -170,7 +170,22 @@ def load_scoring_model(args: argparse.Namespace) -> Any:
     from dfdetect.runtime import load_predictor
 
     model = args.model or default_model_path()
-    return load_predictor(model, runtime=args.runtime, device=args.device, threshold=args.threshold)
+    predictor = load_predictor(model, runtime=args.runtime, device=args.device, threshold=args.threshold)
+    if getattr(args, "noise_caution", None) is not None:
+        predictor.noise_caution = args.noise_caution
+    return predictor
+
+
+def add_noise_caution_option(parser: argparse.ArgumentParser) -> None:
+    from dfdetect.quality import NOISE_CAUTION
+
+    parser.add_argument(
+        "--noise-caution",
+        type=float,
+        metavar="SIGMA",
+        help="flag scores of inputs with more estimated noise than this many grey levels (default: "
+        f"{NOISE_CAUTION:g}, where the default detector was measured unreliable; 0 turns it off)",
+    )
 
 
 def print_data_summary(summary: dict[str, dict[str, int]], bad_files: int, train_available: int) -> None:
@@ -496,7 +511,12 @@ def format_predictions(rows: list[dict[str, Any]], fmt: str) -> str:
             line += f"  ({row['faces_found']} of {row['frames_read']} frames with a face, {row['aggregate']})"
         elif row.get("face") is not None:
             line += f"  ({row['faces_found']} face(s); face #{row['face']} decides)"
+        if row.get("caution"):
+            line += f"  ! noise {row['noise']:.1f}"
         lines.append(line)
+    cautions = [row["caution"] for row in rows if row.get("caution")]
+    if cautions:
+        lines.append(f"! {len(cautions)} noisy input(s), e.g. {cautions[0]}")
     return "\n".join(lines) + "\n"
 
 
@@ -734,6 +754,7 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", help="score images and videos: files, folders (recursive) or globs; one row each"
     )
     add_scoring_options(predict)
+    add_noise_caution_option(predict)
     predict.add_argument("paths", nargs="+", metavar="PATH")
     predict.add_argument(
         "--format", choices=("table", "csv", "json", "jsonl"), help="default: table on a terminal, csv otherwise"
@@ -761,6 +782,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="HTTP API and web page over a trained detector")
     add_scoring_options(serve)
+    add_noise_caution_option(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max-upload-mb", type=float, default=10.0)

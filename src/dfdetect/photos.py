@@ -127,11 +127,13 @@ def _predict_chunk(
 @dataclass(frozen=True)
 class Framed:
     """One image scored after framing: the faces found (largest first), whether they were cut out and scored
-    one by one, and P(Real) of each face cut out (else one score, the whole image's)."""
+    one by one, and P(Real) and estimated noise of each face cut out (else one of each, the whole image's)."""
 
     faces: list[Face]
     cut: bool
     p_real: np.ndarray
+    noise: np.ndarray
+    """Estimated noise of each piece scored (dfdetect.quality), in the order of p_real."""
 
     @property
     def decisive(self) -> int:
@@ -142,6 +144,11 @@ class Framed:
     def verdict(self) -> float:
         """P(Real) that decides the image: its most fake face's, or the whole image's."""
         return float(self.p_real[self.decisive])
+
+    @property
+    def decisive_noise(self) -> float:
+        """Estimated noise of the piece that decides."""
+        return float(self.noise[self.decisive])
 
 
 def score_framed(
@@ -161,15 +168,17 @@ def score_framed(
     ]
     flat = [piece for group in pieces for piece in group]
     scores = iter(predictor.predict_images(flat) if flat else [])
+    noise = iter([predictor.input_noise(piece) for piece in flat])
     return [
-        Framed(faces, cut, np.array([next(scores) for _ in group]))
+        Framed(faces, cut, np.array([next(scores) for _ in group]), np.array([next(noise) for _ in group]))
         for (faces, cut), group in zip(framing, pieces, strict=True)
     ]
 
 
 def photo_prediction(predictor: BasePredictor, path: Path, framed: Framed) -> PhotoPrediction:
     """The photo's row: the most fake face's verdict when its faces were cut out, else the whole image's."""
-    row = {**predictor.prediction(str(path), framed.verdict).to_dict(), "faces_found": len(framed.faces)}
+    verdict = predictor.prediction(str(path), framed.verdict, framed.decisive_noise)
+    row = {**verdict.to_dict(), "faces_found": len(framed.faces)}
     if not framed.cut:
         return PhotoPrediction({**row, "face": None, "box": None})
     scores = [

@@ -54,7 +54,7 @@ def test_predict_command_formats_and_exit_code(
     images = str(tiny_dataset / "Test" / "Real")
     assert main(["predict", "--model", str(trained_run), images, "--format", "jsonl", "--device", "cpu"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    columns = {"path", "label", "p_fake", "p_real", "error", "model", "calibrated"}
+    columns = {"path", "label", "p_fake", "p_real", "error", "model", "calibrated", "noise", "caution"}
     framing = {"faces_found", "face", "box"}  # framing auto (the default) says how each image was framed
     assert len(rows) == 12 and set(rows[0]) == columns | framing
     assert {row["model"] for row in rows} == {"own_cnn"}  # every row says which detector scored it
@@ -65,9 +65,30 @@ def test_predict_command_formats_and_exit_code(
     code = main(["predict", "--model", str(trained_run), images, str(bad), *flags])
     assert code == 1  # one image failed
     lines = out.read_text().splitlines()
-    assert lines[0] == "path,label,p_fake,p_real,error,model,calibrated" and len(lines) == 14 and "bad.png" in lines[-1]
+    header = "path,label,p_fake,p_real,error,model,calibrated,noise,caution"
+    assert lines[0] == header and len(lines) == 14 and "bad.png" in lines[-1]
     assert main(["predict", "--model", str(trained_run), images, "--format", "table"]) == 0
     assert "p_fake" in capsys.readouterr().out
+
+
+def test_noisy_inputs_are_flagged_with_their_noise(
+    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    y, x = np.mgrid[0:32, 0:32] / 32  # the run's input size: scored without resizing
+    smooth = np.stack([x, y, (x + y) / 2], axis=-1) * 200 + 20
+    noisy = smooth + np.random.default_rng(0).normal(0, 12, smooth.shape)
+    for name, pixels in (("smooth.png", smooth), ("noisy.png", noisy)):
+        Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8)).save(tmp_path / name)
+    images = [str(tmp_path / "smooth.png"), str(tmp_path / "noisy.png")]
+    for framing in ([], ["--no-crop-face"]):
+        assert main(["predict", "--model", str(trained_run), *images, "--format", "json", *framing]) == 0
+        smooth_row, noisy_row = json.loads(capsys.readouterr().out)
+        assert smooth_row["noise"] < 1 and smooth_row["caution"] is None
+        assert noisy_row["noise"] > 5 and "noisy input" in noisy_row["caution"]
+    assert main(["predict", "--model", str(trained_run), *images, "--format", "table"]) == 0
+    assert "! 1 noisy input(s)" in capsys.readouterr().out
+    assert main(["predict", "--model", str(trained_run), *images, "--format", "json", "--noise-caution", "0"]) == 0
+    assert all(row["caution"] is None for row in json.loads(capsys.readouterr().out))  # 0 turns it off
 
 
 def test_explain_writes_heatmaps(trained_run: Path, tiny_dataset: Path, tmp_path: Path) -> None:

@@ -67,6 +67,20 @@ def test_predict_one_and_many(client: TestClient) -> None:
         assert result["label"] == ("real" if result["p_real"] >= 0.5 else "fake")
 
 
+def test_noisy_uploads_carry_a_caution(client: TestClient) -> None:
+    y, x = np.mgrid[0:32, 0:32] / 32
+    smooth = Image.fromarray((np.stack([x, y, x], axis=-1) * 200 + 20).astype(np.uint8))
+    buffer = io.BytesIO()
+    smooth.save(buffer, "PNG")
+    uploads = [
+        ("files", ("noisy.jpg", jpeg(), "image/jpeg")),
+        ("files", ("smooth.png", buffer.getvalue(), "image/png")),
+    ]
+    noisy, calm = client.post("/v1/predict", files=uploads).json()["results"]
+    assert noisy["noise"] > 5 and "noisy input" in noisy["caution"]
+    assert calm["noise"] < 1 and calm["caution"] is None
+
+
 def test_photos_are_framed_like_predict(trained_run: Path) -> None:
     from tests.test_evaluation import tight_face_crop
     from tests.test_faces import scene

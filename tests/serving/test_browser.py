@@ -74,6 +74,7 @@ def test_page_shows_verdict_bar_and_heatmap(server: str, tmp_path: Path) -> None
             size = page.eval_on_selector("#heatmap", "e => [e.naturalWidth, e.naturalHeight]")
             assert size == [80, 60]
             assert page.text_content("#error") == ""
+            assert (page.text_content("#caution") or "").startswith("Caution: noisy input")  # a noise image
             shot = page.screenshot(full_page=True)
             assert Image.open(io.BytesIO(shot)).size[0] > 0
             (tmp_path / "page.png").write_bytes(shot)

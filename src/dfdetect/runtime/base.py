@@ -20,6 +20,7 @@ from dfdetect.conventions import DEFAULT_THRESHOLD, METADATA_KEY
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, MEDIA_EXTENSIONS, RESAMPLING, load_rgb
 from dfdetect.errors import DfdetectError
 from dfdetect.preprocessing import Preprocessing
+from dfdetect.quality import NOISE_CAUTION, noise_sigma
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,10 @@ class Prediction:
     model: str | None = None
     calibrated: bool | None = None
     """Whether p_fake / p_real are calibrated probabilities (temperature scaling on a held-out split)."""
+    noise: float | None = None
+    """Estimated noise of the scored image (or face) at the network's input size, grey levels (dfdetect.quality)."""
+    caution: str | None = None
+    """Why this score deserves less trust (a noisy input), or None."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +92,8 @@ class BasePredictor(ABC):
     runtime: str = ""
     threshold_policy: str = "0.5"
     supports_explain: bool = False
+    noise_caution: float = NOISE_CAUTION
+    """Scores of inputs with more estimated noise than this (grey levels) get a caution; 0 turns it off."""
 
     @abstractmethod
     def score_images(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -120,7 +127,22 @@ class BasePredictor(ABC):
     def label_of(self, p_real: float) -> str:
         return "real" if p_real >= self.threshold else "fake"
 
-    def prediction(self, name: str, p_real: float) -> Prediction:
+    def input_noise(self, image: Image.Image) -> float:
+        """The image's estimated noise as the network sees it: at its input size, resized as it resizes."""
+        resample = RESAMPLING.get(self.preprocessing.interpolation, Image.Resampling.BILINEAR)
+        return noise_sigma(image, self.preprocessing.input_size, resample)
+
+    def caution_of(self, noise: float | None) -> str | None:
+        """The caution for a score of an input with this much estimated noise, or None."""
+        if noise is None or not self.noise_caution or noise <= self.noise_caution:
+            return None
+        return (
+            f"noisy input (estimated noise {noise:.1f} > {self.noise_caution:g} grey levels): detectors read noise "
+            "as a generator's trace, so the score may lean fake"
+        )
+
+    def prediction(self, name: str, p_real: float, noise: float | None = None) -> Prediction:
+        """The row of one scored input; `noise`: its estimated noise (`input_noise`), when measured."""
         return Prediction(
             name,
             self.label_of(p_real),
@@ -128,6 +150,8 @@ class BasePredictor(ABC):
             float(p_real),
             model=self.model_label,
             calibrated=self.is_calibrated,
+            noise=None if noise is None else round(noise, 2),
+            caution=self.caution_of(noise),
         )
 
     def failure(self, name: str, message: str) -> Prediction:
@@ -154,8 +178,8 @@ class BasePredictor(ABC):
 
         def flush() -> None:
             scores = self.predict_images([image for _, image in pending])
-            for (index, _), p_real in zip(pending, scores, strict=True):
-                results[index] = self.prediction(str(paths[index]), float(p_real))
+            for (index, image), p_real in zip(pending, scores, strict=True):
+                results[index] = self.prediction(str(paths[index]), float(p_real), self.input_noise(image))
             pending.clear()
 
         for index, path in enumerate(paths):

@@ -56,6 +56,10 @@ class PredictionResult(BaseModel):
     faces_found: int | None = None
     face: int | None = None
     """Images cut to their faces (--crop-face): the deciding (most fake) face, largest first from 0."""
+    noise: float | None = None
+    """Images: estimated noise of the deciding face (or image) at the network's input size, grey levels."""
+    caution: str | None = None
+    """Why the score deserves less trust (a noisy input), or null."""
     frames: list[FrameResult] | None = None
 
 
@@ -232,6 +236,8 @@ def create_app(
                     p_real=framed.verdict,
                     faces_found=None if crop_face == "never" else len(framed.faces),
                     face=framed.decisive if framed.cut else None,
+                    noise=round(framed.decisive_noise, 2),
+                    caution=predictor.caution_of(framed.decisive_noise),
                 )
         for index in sorted(videos):
             results[index] = score_video(*uploads[index])

@@ -1,0 +1,49 @@
+"""How noisy an input is, as the network sees it: a cue for when a detector's score deserves less trust.
+
+Detectors that learned up-sampling traces read fine noise as a trace of a generator: Gaussian noise of one grey
+level takes the default detector's accuracy on DFDC Validation from 0.894 to 0.615 (two: 0.541), most real faces
+then called fake (docs/results.md section 28, bench/noise_caution.py). `noise_sigma` estimates an image's noise with Immerkær's fast
+method ("Fast noise variance estimation", Computer Vision and Image Understanding 64(2), 1996): the mean
+absolute response to a 3x3 Laplacian-difference mask that cancels smooth image content, scaled to the standard
+deviation of white Gaussian noise, per RGB channel, averaged. Texture and sharp edges raise the estimate too, so
+it measures "noise-like fine detail", which is what the networks react to.
+
+`predict`, the Python API and `serve` report it for every image or face they score (`noise`), and flag the
+score (`caution`) when it exceeds the limit measured for the detector (`NOISE_CAUTION`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image
+
+NOISE_CAUTION = 1.0
+"""Estimated noise (grey levels, at the network's input size) from which on the default detector's accuracy on
+DFDC Validation lies more than 0.05 below its clean accuracy (docs/results.md section 28; clean DFDC faces measure
+0.26-0.69): `predict`, `serve` and the Python API flag the scores of noisier inputs."""
+
+_MASK = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
+_SCALE = math.sqrt(math.pi / 2) / 6  # E|N(0, s^2) * mask| = s * sqrt(36) * sqrt(2 / pi)
+
+
+def noise_sigma(
+    image: Image.Image | np.ndarray,
+    size: int | None = None,
+    resample: Image.Resampling = Image.Resampling.BILINEAR,
+) -> float:
+    """Estimated standard deviation (grey levels, 0-255) of white noise in an RGB image (PIL or HxWx3 uint8),
+    after resizing it to `size` x `size` with `resample`, as the network's preprocessing does, if given."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    rgb = image.convert("RGB")
+    if size is not None and rgb.size != (size, size):
+        rgb = rgb.resize((size, size), resample)
+    pixels = np.asarray(rgb, dtype=np.float32)
+    if pixels.ndim != 3 or pixels.shape[0] < 3 or pixels.shape[1] < 3:
+        raise ValueError(f"noise_sigma needs an RGB image at least 3x3 pixels, got shape {pixels.shape}")
+    import cv2  # imported here: `import dfdetect` stays light
+
+    response = cv2.filter2D(pixels, -1, _MASK, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
+    return float(np.abs(response).mean() * _SCALE)
