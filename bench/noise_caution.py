@@ -19,6 +19,7 @@ import itertools
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -27,11 +28,18 @@ from dfdetect.data.images import RESAMPLING, load_rgb
 from dfdetect.metrics import classification_metrics
 from dfdetect.quality import NOISE_CAUTION, noise_sigma
 from dfdetect.reporting.tables import markdown_table
-from dfdetect.robustness import image_rng, noise
+from dfdetect.robustness import downscale, image_rng, noise
 from dfdetect.runtime.factory import load_predictor
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sharpness import framed_faces  # bench/sharpness.py, beside this script
+
+REMEDIES = {
+    "none": lambda image, estimate: image,
+    "half": lambda image, estimate: downscale(image, 0.5, np.random.default_rng(0)),
+    "nlmeans": lambda image, estimate: cv2.fastNlMeansDenoisingColored(image, None, 2 * estimate, 2 * estimate, 7, 21),
+}
+"""Test-time remedies for noisy inputs: HxWx3 uint8 image, its estimated noise -> the image to score."""
 
 
 def metrics_row(labels: np.ndarray, p_real: np.ndarray, threshold: float) -> list[str]:
@@ -53,6 +61,13 @@ def main() -> None:
     parser.add_argument("--clean", action="append", default=[], metavar="NAME=DIR", help="a set only measured")
     parser.add_argument("--faces-file", type=Path, help="faces found before, for framing the --clean sets")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--remedy",
+        default="none",
+        help="comma-separated, the first for the bands: what is done before scoring to an image noisier than the "
+        "caution limit: none, half (down to half its size and back), nlmeans (OpenCV's non-local means, strength "
+        "twice the estimate)",
+    )
     args = parser.parse_args()
 
     predictor = load_predictor(args.model)
@@ -64,6 +79,9 @@ def main() -> None:
     levels = [float(level) for level in args.levels.split(",")]
     threshold = predictor.threshold
 
+    remedies = [name.strip() for name in args.remedy.split(",")]
+    if unknown := set(remedies) - set(REMEDIES):
+        raise SystemExit(f"unknown remedy {sorted(unknown)}; known: {', '.join(REMEDIES)}")
     estimates, scores = [], []
     level_rows = []
     for l_index, sigma in enumerate(levels):
@@ -71,18 +89,25 @@ def main() -> None:
             image if sigma == 0 else noise(image, sigma, image_rng(args.seed, 0, l_index, index))
             for index, image in enumerate(images)
         ]
-        pil = [Image.fromarray(image) for image in noisy]
-        estimate = np.array([noise_sigma(image, size, resample) for image in pil])
-        p_real = np.concatenate([predictor.predict_images(pil[i : i + 64]) for i in range(0, len(pil), 64)])
-        estimates.append(estimate)
-        scores.append(p_real)
+        estimate = np.array([noise_sigma(image, size, resample) for image in noisy])
         band = f"{np.median(estimate):.2f} [{np.percentile(estimate, 5):.2f}, {np.percentile(estimate, 95):.2f}]"
-        level_rows.append([f"{sigma:g}", band, *metrics_row(labels, p_real, threshold)[1:]])
+        for remedy in remedies:
+            pil = [
+                Image.fromarray(REMEDIES[remedy](image, value) if value > NOISE_CAUTION else image)
+                for image, value in zip(noisy, estimate, strict=True)
+            ]
+            p_real = np.concatenate([predictor.predict_images(pil[i : i + 64]) for i in range(0, len(pil), 64)])
+            if remedy == remedies[0]:
+                estimates.append(estimate)
+                scores.append(p_real)
+            level_rows.append([f"{sigma:g}", band, remedy, *metrics_row(labels, p_real, threshold)[1:]])
         print(f"level {sigma:g} done", file=sys.stderr, flush=True)
 
     print(f"{predictor.model_label} on {args.data}/{args.split}, threshold {threshold:.3f} (0 = Fake, 1 = Real)\n")
-    print("Per added noise level (estimate: median [5th, 95th percentile]):\n")
-    print(markdown_table(["added sigma", "estimated noise", "accuracy", "AUC", "mean p_fake"], level_rows))
+    print("Per added noise level (estimate: median [5th, 95th percentile]; remedy: what was done before scoring to")
+    print(f"the images whose estimate exceeds {NOISE_CAUTION:g}):\n")
+    head = ["added sigma", "estimated noise", "remedy", "accuracy", "AUC", "mean p_fake"]
+    print(markdown_table(head, level_rows))
 
     estimate_all, p_all = np.concatenate(estimates), np.concatenate(scores)
     labels_all = np.tile(labels, len(levels))
@@ -96,7 +121,8 @@ def main() -> None:
         row = metrics_row(labels_all[inside], p_all[inside], threshold)
         band_rows.append([f"[{low:g}, {high:g})", *row])
         unreliable.append((low, float(row[1]) < clean_accuracy - args.drop))
-    print(f"\nPer band of estimated noise, all levels pooled (clean accuracy {clean_accuracy:.3f}):\n")
+    pooled = f"all levels pooled, remedy {remedies[0]} (clean accuracy {clean_accuracy:.3f})"
+    print(f"\nPer band of estimated noise, {pooled}:\n")
     print(markdown_table(["estimated noise", "images", "accuracy", "AUC", "mean p_fake"], band_rows))
     limit = next(
         (low for i, (low, _) in enumerate(unreliable) if all(flag for _, flag in unreliable[i:])), float("inf")
