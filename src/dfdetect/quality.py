@@ -2,14 +2,14 @@
 
 Detectors that learned up-sampling traces read fine noise as a trace of a generator: Gaussian noise of one grey
 level takes the default detector's accuracy on DFDC Validation from 0.894 to 0.615 (two: 0.541), most real faces
-then called fake (docs/results.md section 28, bench/noise_caution.py). `noise_sigma` estimates an image's noise with Immerkær's fast
-method ("Fast noise variance estimation", Computer Vision and Image Understanding 64(2), 1996): the mean
-absolute response to a 3x3 Laplacian-difference mask that cancels smooth image content, scaled to the standard
-deviation of white Gaussian noise, per RGB channel, averaged. Texture and sharp edges raise the estimate too, so
-it measures "noise-like fine detail", which is what the networks react to.
+then called fake (docs/results.md section 28, bench/noise_caution.py). `noise_sigma` estimates an image's noise
+with Immerkær's fast method ("Fast noise variance estimation", Computer Vision and Image Understanding 64(2),
+1996): the mean absolute response to a 3x3 Laplacian-difference mask that cancels smooth image content, scaled to
+the standard deviation of white Gaussian noise, per RGB channel, averaged. Texture and sharp edges raise the
+estimate too, so it measures "noise-like fine detail", which is what the networks react to.
 
 `predict`, the Python API and `serve` report it for every image or face they score (`noise`), and flag the
-score (`caution`) when it exceeds the limit measured for the detector (`NOISE_CAUTION`).
+score (`caution`) when it exceeds the limit measured for the default detector (`NOISE_CAUTION`).
 """
 
 from __future__ import annotations
