@@ -107,6 +107,7 @@ def test_levels_replace_a_chosen_perturbations_levels_and_keep_their_type() -> N
     for text, match in (
         ("jpeg=2.5", "with int values"),
         ("noise=-1", "values >= 0"),
+        ("noise=nan", "values >= 0"),
         ("noise=", "noise=5.0,10.0,20.0"),
         ("rain=1", "unknown perturbation 'rain'"),
         ("df-bw=16", "'df-bw' is not among the chosen"),

@@ -213,7 +213,7 @@ def parse_levels(text: str) -> tuple[str, tuple[Any, ...]]:
         levels = tuple(kind(value) for value in values.split(","))
     except ValueError:
         levels = ()
-    if not levels or min(levels) < 0:
+    if not levels or not all(math.isfinite(level) and level >= 0 for level in levels):
         example = ",".join(str(level) for level in PERTURBATIONS[name].levels)
         raise ConfigError(
             f"--levels {text!r}: expected {name}=V1,V2,... with {kind.__name__} values >= 0, e.g. {name}={example}"
