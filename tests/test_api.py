@@ -22,6 +22,13 @@ def test_load_predict_explain_export(trained_run: Path, tiny_dataset: Path, tmp_
     assert results[2].p_fake == pytest.approx(results[3].p_fake, abs=1e-9)  # PIL image and array agree
     assert all(r.model == "own_cnn" for r in results) and detector.name == "own_cnn"
     assert results[0].noise == results[2].noise == results[3].noise == reported_noise(detector, image)
+    noisy = np.clip(np.asarray(image) + np.random.default_rng(0).normal(0, 20, np.asarray(image).shape), 0, 255)
+    flagged = detector.predict(noisy.astype(np.uint8))[0]
+    assert flagged.noise is not None and flagged.noise > 5 and flagged.caution is not None
+    quiet = dfdetect.load(trained_run, runtime="torch", device="cpu", noise_caution=0)
+    assert quiet.predict(noisy.astype(np.uint8))[0].caution is None
+    with pytest.raises(ValueError, match="noise_caution=-1"):
+        dfdetect.load(trained_run, noise_caution=-1)
     assert detector.predict(paths[0])[0].path == str(paths[0])  # a single input is a list of one
 
     explanation = detector.explain(paths[0])

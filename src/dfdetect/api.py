@@ -138,15 +138,25 @@ def as_image(item: ImageInput) -> Image.Image:
 
 
 def load(
-    model: str | Path | None = None, runtime: str = "auto", device: str = "auto", threshold: float | None = None
+    model: str | Path | None = None,
+    runtime: str = "auto",
+    device: str = "auto",
+    threshold: float | None = None,
+    noise_caution: float | None = None,
 ) -> Detector:
     """A detector from a shipped detector's name (default: the shipped default), a run folder, a checkpoint
-    or an exported .onnx file; `runtime` as in `dfdetect predict --runtime`."""
+    or an exported .onnx file; `runtime` as in `dfdetect predict --runtime`; `noise_caution` as in its
+    `--noise-caution` (default: dfdetect.quality.NOISE_CAUTION; 0 turns the caution off)."""
     from dfdetect.pretrained import default_detector_path
     from dfdetect.runtime.factory import load_predictor
 
+    if noise_caution is not None and not noise_caution >= 0:
+        raise ValueError(f"noise_caution={noise_caution}: give grey levels >= 0 (0 turns the caution off)")
     source = Path(model) if model is not None else default_detector_path()
-    return Detector(load_predictor(source, runtime=runtime, device=device, threshold=threshold), source)
+    predictor = load_predictor(source, runtime=runtime, device=device, threshold=threshold)
+    if noise_caution is not None:
+        predictor.noise_caution = noise_caution
+    return Detector(predictor, source)
 
 
 def train(
