@@ -40,9 +40,9 @@ def noise_sigma(
     rgb = image.convert("RGB")
     if size is not None and rgb.size != (size, size):
         rgb = rgb.resize((size, size), resample)
+    if min(rgb.size) < 3:
+        raise ValueError(f"noise_sigma needs an image at least 3x3 pixels, got {rgb.width}x{rgb.height}")
     pixels = np.asarray(rgb, dtype=np.float32)
-    if pixels.ndim != 3 or pixels.shape[0] < 3 or pixels.shape[1] < 3:
-        raise ValueError(f"noise_sigma needs an RGB image at least 3x3 pixels, got shape {pixels.shape}")
     import cv2  # imported here: `import dfdetect` stays light
 
     response = cv2.filter2D(pixels, -1, _MASK, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
