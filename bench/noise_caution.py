@@ -1,7 +1,8 @@
 """Where does a detector's score stop deserving trust as inputs get noisier? Adds Gaussian noise at several levels
 to a labelled set (as `dfdetect robustness` does, seeded per image), scores every copy, estimates each copy's
-noise as `predict` does (`dfdetect.quality.noise_sigma` at the network's input size), and prints the detector's
-accuracy, AUC and mean p_fake per added level and per band of estimated noise (docs/results.md, section 28):
+noise as `predict` does (the predictor's `input_noise`: `dfdetect.quality.noise_sigma` at its input size), and
+prints the detector's accuracy, AUC and mean p_fake per added level and per band of estimated noise
+(docs/results.md, section 28):
 
     python bench/noise_caution.py --model dfdc-lite0-ens --data ../shared/data/dfdc-faces --split Validation \
         --levels 0,1,2,3,4,5,7,10 --clean lfw-faceswap=../shared/data/lfw-faceswap \
@@ -24,9 +25,9 @@ import numpy as np
 from PIL import Image
 
 from dfdetect.data.discovery import load_split
-from dfdetect.data.images import RESAMPLING, load_rgb
+from dfdetect.data.images import load_rgb
 from dfdetect.metrics import classification_metrics
-from dfdetect.quality import NOISE_CAUTION, noise_sigma
+from dfdetect.quality import NOISE_CAUTION
 from dfdetect.reporting.tables import markdown_table
 from dfdetect.robustness import downscale, image_rng, noise
 from dfdetect.runtime.factory import load_predictor
@@ -42,12 +43,15 @@ REMEDIES = {
 """Test-time remedies for noisy inputs: HxWx3 uint8 image, its estimated noise -> the image to score."""
 
 
+def accuracy(labels: np.ndarray, p_real: np.ndarray, threshold: float) -> float:
+    """Share called right (Real when p_real >= threshold); unlike classification_metrics, one class is enough."""
+    return float(np.mean((p_real >= threshold) == (labels == 1)))
+
+
 def metrics_row(labels: np.ndarray, p_real: np.ndarray, threshold: float) -> list[str]:
     both = len(set(labels.tolist())) == 2
-    metrics = classification_metrics(labels, p_real, threshold) if both else {}
-    accuracy = float(np.mean((p_real >= threshold) == (labels == 1)))
-    auc = f"{metrics['auc']:.3f}" if both else "-"
-    return [str(len(labels)), f"{accuracy:.3f}", auc, f"{np.mean(1 - p_real):.2f}"]
+    auc = f"{classification_metrics(labels, p_real, threshold)['auc']:.3f}" if both else "-"
+    return [str(len(labels)), f"{accuracy(labels, p_real, threshold):.3f}", auc, f"{np.mean(1 - p_real):.2f}"]
 
 
 def main() -> None:
@@ -71,8 +75,6 @@ def main() -> None:
     args = parser.parse_args()
 
     predictor = load_predictor(args.model)
-    size = predictor.preprocessing.input_size
-    resample = RESAMPLING.get(predictor.preprocessing.interpolation, Image.Resampling.BILINEAR)
     samples, _ = load_split(args.data, args.split, one_class=True)
     images = [np.asarray(load_rgb(sample.path)) for sample in samples]
     labels = np.array([sample.label for sample in samples])
@@ -89,7 +91,7 @@ def main() -> None:
             image if sigma == 0 else noise(image, sigma, image_rng(args.seed, 0, l_index, index))
             for index, image in enumerate(images)
         ]
-        estimate = np.array([noise_sigma(image, size, resample) for image in noisy])
+        estimate = np.array([predictor.input_noise(Image.fromarray(image)) for image in noisy])
         band = f"{np.median(estimate):.2f} [{np.percentile(estimate, 5):.2f}, {np.percentile(estimate, 95):.2f}]"
         for remedy in remedies:
             pil = [
@@ -111,7 +113,7 @@ def main() -> None:
 
     estimate_all, p_all = np.concatenate(estimates), np.concatenate(scores)
     labels_all = np.tile(labels, len(levels))
-    clean_accuracy = float(np.mean((scores[0] >= threshold) == (labels == 1)))
+    clean_accuracy = accuracy(labels, scores[0], threshold)
     edges = [float(edge) for edge in args.bands.split(",")] + [np.inf]
     band_rows, unreliable = [], []
     for low, high in itertools.pairwise(edges):
@@ -135,7 +137,7 @@ def main() -> None:
         for entry in args.clean:
             name, _, folder = entry.partition("=")
             faces, _ = framed_faces(Path(folder), args.faces_file)
-            estimate = np.array([noise_sigma(face, size, resample) for face in faces])
+            estimate = np.array([predictor.input_noise(face) for face in faces])
             clean_rows.append(
                 [
                     name,
