@@ -39,6 +39,15 @@ def sigmoid(logits: ArrayLike) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
 
 
+def threshold_logit(threshold: float) -> float:
+    """The logit whose sigmoid is `threshold` (+-inf at 1 and 0)."""
+    if threshold <= 0.0:
+        return -math.inf
+    if threshold >= 1.0:
+        return math.inf
+    return math.log(threshold / (1.0 - threshold))
+
+
 def apply_temperature(p_real: ArrayLike, temperature: float) -> np.ndarray:
     """P(Real) after dividing the logit by `temperature` (1 leaves scores as they are)."""
     if temperature == 1.0:

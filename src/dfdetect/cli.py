@@ -361,6 +361,20 @@ def command_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_route(args: argparse.Namespace) -> int:
+    from dfdetect.ensembles import route
+
+    path = route(args.model, args.noisy_model, args.out, noise_limit=args.noise_limit)
+    print(
+        f"wrote {path}: {args.model}, and {args.noisy_model} for inputs noisier than {args.noise_limit:g} grey levels"
+    )
+    print(
+        f"the calibration of {args.model} carried over; refit it with: dfdetect calibrate --model {args.out} "
+        "--data DATA"
+    )
+    return 0
+
+
 def command_ensemble(args: argparse.Namespace) -> int:
     from dfdetect.ensembles import combine
     from dfdetect.errors import ConfigError
@@ -836,6 +850,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ensemble.add_argument("--out", type=Path, required=True, help="run folder to write (checkpoints/best.safetensors)")
 
+    from dfdetect.quality import NOISE_CAUTION
+
+    route = commands.add_parser(
+        "route", help="pair a detector with a noise-robust one that scores the inputs noisier than a limit"
+    )
+    route.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="the detector for ordinary inputs (run folder, checkpoint or shipped name)",
+    )
+    route.add_argument("--noisy-model", type=Path, required=True, help="the detector for noisy inputs, e.g. dfdc-lite0")
+    route.add_argument(
+        "--noise-limit",
+        type=float,
+        default=NOISE_CAUTION,
+        help=f"estimated noise (grey levels at --model's input size) above which --noisy-model scores "
+        f"(default {NOISE_CAUTION:g}: where the default detector breaks, docs/results.md section 28)",
+    )
+    route.add_argument("--out", type=Path, required=True, help="run folder to write (checkpoints/best.safetensors)")
+
     robustness = commands.add_parser("robustness", help="score a labelled set under perturbations at several levels")
     add_scoring_options(robustness)
     robustness.add_argument("--data", type=Path, required=True, help="dataset root, or a folder with Real and/or Fake")
@@ -873,6 +908,7 @@ COMMANDS = {
     "serve": command_serve,
     "calibrate": command_calibrate,
     "ensemble": command_ensemble,
+    "route": command_route,
     "robustness": command_robustness,
     "demo": command_demo,
 }

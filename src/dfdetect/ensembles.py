@@ -1,4 +1,5 @@
-"""`dfdetect ensemble`: trained detectors (or one, with test-time flips) combined into one checkpoint.
+"""`dfdetect ensemble` and `dfdetect route`: trained detectors (or one, with test-time flips) combined into one
+checkpoint.
 
 The result is a run folder like a training run's (`checkpoints/best.safetensors` + `.json`), so calibrate,
 evaluate, predict, serve, export and tools/package_detector.py take it as they take a single network. Calibration
@@ -16,11 +17,16 @@ parameter and batch-norm statistic is the (weighted) mean of theirs, scored at o
 networks fine-tuned from one another (they lie in one basin of the loss); networks with no common start average
 into noise, and two trained apart from one pretrained start average into a weaker network than their logit mean
 (docs/results.md, section 23), so measure the average before trusting it.
+
+`route` pairs a detector with a noise-robust one that scores the inputs whose estimated noise exceeds a limit
+(`dfdetect.models.router`): one grey level of noise breaks the detectors that learned up-sampling traces, not
+`dfdc-lite0` (docs/results.md, sections 28 and 29).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,8 @@ from dfdetect.engine.checkpoint import build_metadata, resolve_checkpoint, save_
 from dfdetect.errors import ConfigError
 from dfdetect.models.detector import Detector
 from dfdetect.models.ensemble import ENSEMBLE, Ensemble, normalised_weights
+from dfdetect.models.router import ROUTED, NoiseRouter, aligned_logit, architecture_entry
+from dfdetect.quality import NOISE_CAUTION
 from dfdetect.run_folder import RunFolder
 from dfdetect.runtime.torch_backend import load_model
 
@@ -155,4 +163,48 @@ def combine(
     save_checkpoint(path, ensemble.state_dict(), metadata)
     kind = "a weight-space average" if average else "a weighted ensemble" if ensemble.weighted else "an ensemble"
     logger.info("wrote %s of %d network(s), tta %s, to %s", kind, networks, tta, path)
+    return path
+
+
+def route(primary: Path, fallback: Path, out: Path, noise_limit: float = NOISE_CAUTION) -> Path:
+    """Write to the run folder `out` a detector that scores inputs with `primary` and those with estimated noise
+    above `noise_limit` grey levels with `fallback` (`dfdetect.models.router`); return its checkpoint. The
+    fallback's logit is mapped onto the primary's scale through their stored calibrations, and the primary's
+    calibration is carried over (it holds for both branches by that map); calibrate the result on Validation to
+    refit it."""
+    if not (math.isfinite(noise_limit) and noise_limit > 0):
+        raise ConfigError(f"--noise-limit must be a positive number of grey levels, got {noise_limit:g}")
+    models = {"primary": load_model(primary), "fallback": load_model(fallback)}
+    calibrations = {role: metadata.get("calibration") for role, (_, metadata) in models.items()}
+    for role, calibration in calibrations.items():
+        if not calibration:
+            logger.warning("the %s network is not calibrated: its logits are taken as they are", role)
+    scale, shift = aligned_logit(calibrations["primary"], calibrations["fallback"])
+    router = NoiseRouter(models["primary"][0], models["fallback"][0], noise_limit, scale=scale, shift=shift)
+    spec: dict[str, Any] = {"noise_limit": noise_limit, "scale": scale, "shift": shift}
+    for role, source in (("primary", primary), ("fallback", fallback)):
+        model, metadata = models[role]
+        release = metadata.get("release") or {}
+        spec[role] = {
+            **architecture_entry(model, metadata),
+            "source": str(source),
+            "release": f"{release['name']} {release['version']}" if release else None,
+            "checkpoint": str(resolve_checkpoint(source)),
+            "calibration": calibrations[role],
+        }
+    config = {"primary": str(primary), "fallback": str(fallback), "noise_limit": noise_limit}
+    metadata = build_metadata(ROUTED, config, router.preprocessing.to_dict(), epoch=0, metrics={})
+    metadata[ROUTED] = spec
+    if calibrations["primary"]:
+        metadata["calibration"] = calibrations["primary"]
+    path = RunFolder(out).best
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, router.state_dict(), metadata)
+    logger.info(
+        "wrote a detector routing inputs noisier than %g grey levels from %s to %s, to %s",
+        noise_limit,
+        primary,
+        fallback,
+        path,
+    )
     return path

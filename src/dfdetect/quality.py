@@ -25,7 +25,8 @@ DFDC Validation lies more than 0.05 below its clean accuracy (docs/results.md se
 0.26-0.69): `predict`, `serve` and the Python API flag the scores of noisier inputs."""
 
 _MASK = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
-_SCALE = math.sqrt(math.pi / 2) / 6  # E|N(0, s^2) * mask| = s * sqrt(36) * sqrt(2 / pi)
+NOISE_SCALE = math.sqrt(math.pi / 2) / 6
+"""Mean absolute mask response -> sigma: E|N(0, s^2) * mask| = s * sqrt(36) * sqrt(2 / pi)."""
 
 
 def noise_sigma(
@@ -46,4 +47,4 @@ def noise_sigma(
     import cv2  # imported here: `import dfdetect` stays light
 
     response = cv2.filter2D(pixels, -1, _MASK, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
-    return float(np.abs(response).mean() * _SCALE)
+    return float(np.abs(response).mean() * NOISE_SCALE)

@@ -15,6 +15,7 @@ import torch
 from dfdetect.engine.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from dfdetect.evaluation import score_split
 from dfdetect.models.ensemble import ENSEMBLE
+from dfdetect.models.router import ROUTED
 from dfdetect.pretrained import DEFAULT_DETECTOR
 from dfdetect.runtime.torch_backend import TorchPredictor, load_model
 
@@ -27,7 +28,14 @@ def half_precision(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def architecture_of(metadata: dict[str, Any]) -> str:
-    """The architecture in words: the model name, or an ensemble's members and test-time augmentation."""
+    """The architecture in words: the model name, an ensemble's members and test-time augmentation, or a router's
+    two branches."""
+    routed = metadata.get(ROUTED)
+    if metadata["model"] == ROUTED and routed:
+        return (
+            f"{architecture_of(routed['primary'])}; inputs with estimated noise above {routed['noise_limit']:g} grey "
+            f"levels are scored by {architecture_of(routed['fallback'])} instead"
+        )
     spec = metadata.get("ensemble")
     if metadata["model"] != ENSEMBLE or not spec:
         return str(metadata["model"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import glob
 import logging
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dfdetect.calibration import apply_temperature
+from dfdetect.calibration import apply_temperature, threshold_logit
 from dfdetect.conventions import DEFAULT_THRESHOLD, METADATA_KEY
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, MEDIA_EXTENSIONS, RESAMPLING, load_rgb
 from dfdetect.errors import DfdetectError
@@ -25,15 +24,6 @@ from dfdetect.quality import NOISE_CAUTION, noise_sigma
 logger = logging.getLogger(__name__)
 
 __all__ = ["METADATA_KEY", "BasePredictor", "Prediction", "expand_paths", "preprocess_numpy"]
-
-
-def threshold_logit(threshold: float) -> float:
-    """The logit whose sigmoid is `threshold` (+-inf at 1 and 0)."""
-    if threshold <= 0.0:
-        return -math.inf
-    if threshold >= 1.0:
-        return math.inf
-    return math.log(threshold / (1.0 - threshold))
 
 
 @dataclass(frozen=True)
@@ -136,10 +126,12 @@ class BasePredictor(ABC):
         """The caution for a score of an input with this much estimated noise, or None."""
         if noise is None or not self.noise_caution or noise <= self.noise_caution:
             return None
-        return (
-            f"noisy input (estimated noise {noise:.1f} > {self.noise_caution:g} grey levels): detectors read noise "
-            "as a generator's trace, so the score may lean fake"
-        )
+        noisy = f"noisy input (estimated noise {noise:.1f} > {self.noise_caution:g} grey levels)"
+        routed = self.metadata.get("routed")
+        if routed and noise > float(routed["noise_limit"]):
+            fallback = routed["fallback"].get("release") or routed["fallback"].get("source")
+            return f"{noisy}: scored by {fallback}, the network that holds against noise but knows fewer sources"
+        return f"{noisy}: detectors read noise as a generator's trace, so the score may lean fake"
 
     def prediction(self, name: str, p_real: float, noise: float | None = None) -> Prediction:
         """The row of one scored input; `noise`: its estimated noise (`input_noise`), when measured."""

@@ -16,9 +16,8 @@ from PIL import Image
 from dfdetect.data.transforms import build_eval_transform
 from dfdetect.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from dfdetect.engine.device import autocast, memory_format, place_model, resolve_device
-from dfdetect.models import Detector, count_parameters, create_model
-from dfdetect.models.ensemble import ENSEMBLE, build_ensemble
-from dfdetect.preprocessing import Preprocessing
+from dfdetect.models import Detector, count_parameters
+from dfdetect.models.router import build_detector
 from dfdetect.run_folder import RunFolder
 from dfdetect.runtime.base import BasePredictor
 
@@ -40,13 +39,7 @@ def load_model(checkpoint: Path) -> tuple[Detector, dict[str, Any]]:
     """Rebuild a trained detector from a run folder or checkpoint file; returns (model, metadata)."""
     path = resolve_checkpoint(checkpoint)
     state, metadata, _ = load_checkpoint(path)
-    config = metadata.get("config", {})
-    model: Detector
-    if metadata["model"] == ENSEMBLE:
-        model = build_ensemble(metadata["ensemble"], metadata["preprocessing"])
-    else:
-        model = create_model(metadata["model"], dropout=float(config.get("dropout", 0.0)), pretrained=False)
-        model.preprocessing = Preprocessing.from_dict(metadata["preprocessing"])
+    model = build_detector(metadata)
     model.load_state_dict(state)
     model.eval()
     metadata["parameters"] = count_parameters(model)
