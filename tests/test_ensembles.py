@@ -1,7 +1,10 @@
-"""`dfdetect ensemble`: combined checkpoints load, score, calibrate, export and explain like one network."""
+"""`dfdetect ensemble` and `dfdetect route`: combined checkpoints load, score, calibrate, export and explain like
+one network."""
 
 from __future__ import annotations
 
+import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +12,14 @@ import pytest
 import torch
 from PIL import Image
 
+from dfdetect.calibration import threshold_logit
 from dfdetect.cli import main
 from dfdetect.engine.trainer import fit
 from dfdetect.ensembles import average_networks, combine
 from dfdetect.errors import ConfigError
 from dfdetect.evaluation import calibrate_checkpoint
 from dfdetect.models.factory import create_model
+from dfdetect.pretrained.release import architecture_of
 from dfdetect.runtime.base import expand_paths
 from dfdetect.runtime.export import export_onnx
 from dfdetect.runtime.onnx_backend import OnnxPredictor
@@ -173,3 +178,51 @@ def test_unreadable_weights_are_a_clear_error(
     argv = ["ensemble", "--average", "--weights", "0.3,x", "--model", str(trained_run), "--model", str(trained_run)]
     assert main([*argv, "--out", str(tmp_path / "bad")]) == 2
     assert "--weights '0.3,x': give numbers separated by commas" in capsys.readouterr().err
+
+
+def test_route_scores_noisy_inputs_with_the_noisy_model_on_the_primarys_scale(
+    trained_run: Path, second_run: Path, tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    primary, fallback = (
+        Path(shutil.copytree(run, tmp_path / name)) for run, name in ((trained_run, "a"), (second_run, "b"))
+    )
+    calibrate_checkpoint(primary, tiny_dataset, workers=0)
+    calibrate_checkpoint(fallback, tiny_dataset, policy="balanced", workers=0)
+    out = tmp_path / "routed"
+    assert (
+        main(
+            ["route", "--model", str(primary), "--noisy-model", str(fallback), "--noise-limit", "2", "--out", str(out)]
+        )
+        == 0
+    )
+    y, x = np.mgrid[0:32, 0:32] / 32
+    smooth = (np.stack([x, y, (x + y) / 2], axis=-1) * 200 + 20).round()
+    noise = np.random.default_rng(0).normal(0, 8, smooth.shape)
+    paths = [tmp_path / "smooth.png", tmp_path / "noisy.png"]
+    for path, pixels in zip(paths, (smooth, smooth + noise), strict=True):
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path)
+    routed, first, second = (TorchPredictor.from_checkpoint(run, device="cpu") for run in (out, primary, fallback))
+    rows, alone, other = (predictor.predict_paths(paths) for predictor in (routed, first, second))
+    assert rows[0].noise is not None and rows[0].noise < 2 < rows[1].noise  # type: ignore[operator]
+    assert rows[0].p_real == pytest.approx(alone[0].p_real, abs=1e-6)  # ordinary input: the primary, as it is
+    shift = threshold_logit(first.threshold) - threshold_logit(second.threshold)
+    expected = 1 / (1 + math.exp(-(threshold_logit(other[1].p_real) + shift)))  # type: ignore[arg-type]
+    assert rows[1].p_real == pytest.approx(expected, abs=1e-5)  # noisy: the fallback, moved onto the primary's scale
+    assert rows[1].label == other[1].label and routed.threshold == first.threshold
+    assert routed.metadata["calibration"] == first.metadata["calibration"]  # carried over
+    assert routed.metadata["routed"]["fallback"]["source"] == str(fallback)
+    assert architecture_of(routed.metadata) == (
+        "own_cnn; inputs with estimated noise above 2 grey levels are scored by own_cnn instead"
+    )
+    assert rows[0].caution is None and rows[1].caution is not None and f"scored by {fallback}" in rows[1].caution
+    onnx = export_onnx(out, tmp_path / "routed.onnx")  # the noise estimate and the switch are part of the graph
+    got = [row.p_real for row in OnnxPredictor(onnx).predict_paths(paths)]
+    assert got == pytest.approx([row.p_real for row in rows], abs=1e-4)
+    capsys.readouterr()
+    assert (
+        main(
+            ["route", "--model", str(primary), "--noisy-model", str(fallback), "--noise-limit", "0", "--out", str(out)]
+        )
+        == 2
+    )
+    assert "--noise-limit must be a positive number of grey levels, got 0" in capsys.readouterr().err
