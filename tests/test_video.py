@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from dfdetect.cli import main
+from dfdetect.quality import noise_sigma
 from dfdetect.video import VideoError, aggregate, predict_video, read_frames
 from tests.conftest import face_frames, write_video
 
@@ -57,6 +58,43 @@ def test_the_face_is_found_and_followed_in_every_frame(clips: dict[str, Path]) -
     assert result.p_fake == pytest.approx(0.75)
 
 
+def test_a_videos_noise_is_its_faces_median_and_noisy_videos_get_a_caution(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    frames, _ = face_frames(12)
+    grainy = [
+        np.clip(f + np.random.default_rng(i).normal(0, 30, f.shape), 0, 255).astype(np.uint8)
+        for i, f in enumerate(frames)
+    ]
+    noisy_clip = write_video(tmp_path / "grainy.mp4", grainy)
+    measured: list[float] = []
+
+    def noise(image: Image.Image) -> float:
+        measured.append(noise_sigma(image, 64))
+        return measured[-1]
+
+    def caution_of(value: float | None) -> str | None:
+        return None if value is None or value <= 1.5 else f"noisy {value:.2f}"
+
+    results = {}
+    for name, clip in (("clean", clips["face"]), ("grainy", noisy_clip)):
+        measured.clear()
+        results[name] = predict_video(
+            clip,
+            lambda images: np.full(len(images), 0.5),
+            lambda p: "real",
+            frames=5,
+            noise=noise,
+            caution_of=caution_of,
+        )
+        assert [frame.noise for frame in results[name].frames] == [round(value, 2) for value in measured]
+        assert results[name].noise == round(float(np.median(measured)), 2)
+    assert results["clean"].noise < 1.5 < results["grainy"].noise  # type: ignore[operator]
+    assert results["clean"].caution is None and results["grainy"].caution == f"noisy {results['grainy'].noise:.2f}"
+    plain = predict_video(clips["face"], lambda images: np.full(len(images), 0.5), lambda p: "real", frames=3)
+    assert plain.noise is None and plain.caution is None and all(frame.noise is None for frame in plain.frames)
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [("no_face", "no face found"), ("truncated", "truncated"), ("zero", "empty file"), ("text", "cannot decode")],
@@ -101,7 +139,8 @@ def test_predict_mixes_videos_and_images(trained_run: Path, clips: dict[str, Pat
     assert rows[1]["error"] is None and "empty file" in rows[2]["error"]
     with per_frame.open() as handle:
         frames = list(csv.DictReader(handle))
-    assert len(frames) == 4 and all(row["box"] and row["p_fake"] for row in frames)
+    assert len(frames) == 4 and all(row["box"] and row["p_fake"] and float(row["noise"]) >= 0 for row in frames)
+    assert rows[0]["noise"] == pytest.approx(float(np.median([float(row["noise"]) for row in frames])), abs=0.01)
 
 
 def test_frames_are_evenly_spaced_when_the_container_does_not_count_them(tmp_path: Path) -> None:

@@ -553,6 +553,8 @@ def video_rows(predictor: Any, videos: list[Path], args: argparse.Namespace) -> 
             how=args.aggregate,
             detector=args.face_detector,
             margin=args.face_margin,
+            noise=predictor.input_noise,
+            caution_of=predictor.caution_of,
         )
         result.model = predictor.model_label
         results.append(result)
@@ -575,18 +577,19 @@ def write_per_face(photos: list[Any], path: Path) -> None:
 
 
 def write_per_frame(videos: list[Any], path: Path) -> None:
-    """CSV: one row per frame read: video, frame index, seconds, face box, p_fake."""
+    """CSV: one row per frame read: video, frame index, seconds, face box, p_fake, the face's estimated noise."""
     import csv
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "frame", "seconds", "box", "p_fake"])
+        writer.writerow(["path", "frame", "seconds", "box", "p_fake", "noise"])
         for video in videos:
             for frame in video.frames:
                 box = " ".join(f"{v:.1f}" for v in frame.box) if frame.box else ""
                 p_fake = "" if frame.p_fake is None else f"{frame.p_fake:.6f}"
-                writer.writerow([video.path, frame.frame, f"{frame.seconds:.3f}", box, p_fake])
+                noise = "" if frame.noise is None else f"{frame.noise:.2f}"
+                writer.writerow([video.path, frame.frame, f"{frame.seconds:.3f}", box, p_fake, noise])
 
 
 def command_predict(args: argparse.Namespace) -> int:

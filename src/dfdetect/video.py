@@ -44,6 +44,8 @@ class FrameScore:
     seconds: float
     box: tuple[float, float, float, float] | None
     p_fake: float | None
+    noise: float | None = None
+    """The face's estimated noise at the network's input size, grey levels (when measured)."""
 
 
 @dataclass
@@ -58,6 +60,10 @@ class VideoPrediction:
     aggregate: str
     error: str | None = None
     model: str | None = None
+    noise: float | None = None
+    """The median of the scored faces' estimated noise (grey levels), when measured."""
+    caution: str | None = None
+    """Why the verdict deserves less trust (most frames' faces noisy), or None."""
     frames: list[FrameScore] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,9 +170,13 @@ def predict_video(
     margin: float = DEFAULT_MARGIN,
     max_seconds: float = 60.0,
     name: str | None = None,
+    noise: Callable[[Image.Image], float] | None = None,
+    caution_of: Callable[[float | None], str | None] | None = None,
 ) -> VideoPrediction:
     """Read, find and follow the face, score each frame's face with `score` (images -> P(Real)), aggregate.
-    `name` replaces the path in the result and its errors (an upload saved to a temporary file)."""
+    `name` replaces the path in the result and its errors (an upload saved to a temporary file). With `noise`
+    (image -> estimated noise, a predictor's `input_noise`), each scored face's noise is measured and the video's
+    is their median (the typical frame's); `caution_of` (a predictor's) turns it into the video's caution."""
     name = name or str(path)
     try:
         decoded = read_frames(path, frames, max_seconds=max_seconds)
@@ -186,9 +196,17 @@ def predict_video(
             name, len(decoded), 0, None, None, how, error=f"{name}: no face found in any frame", frames=results
         )
     p_real = score([crop for _, crop in crops])
-    for (position, _), value in zip(crops, p_real, strict=True):
-        results[position] = FrameScore(
-            results[position].frame, results[position].seconds, results[position].box, float(1 - value)
-        )
+    noises: list[float | None] = [None] * len(crops)
+    typical = None
+    if noise is not None:
+        measured = [noise(crop) for _, crop in crops]
+        noises, typical = [round(value, 2) for value in measured], round(float(np.median(measured)), 2)
+    for (position, _), value, face_noise in zip(crops, p_real, noises, strict=True):
+        frame = results[position]
+        results[position] = FrameScore(frame.frame, frame.seconds, frame.box, float(1 - value), face_noise)
     p_fake = aggregate([1 - float(v) for v in p_real], how)
-    return VideoPrediction(name, len(decoded), len(crops), label_of(1 - p_fake), p_fake, how, frames=results)
+    caution = caution_of(typical) if caution_of is not None else None
+    label = label_of(1 - p_fake)
+    return VideoPrediction(
+        name, len(decoded), len(crops), label, p_fake, how, noise=typical, caution=caution, frames=results
+    )

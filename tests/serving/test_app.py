@@ -222,6 +222,8 @@ def test_a_video_gets_its_verdict_and_per_frame_scores(video_client: TestClient,
     video, image = response.json()["results"]
     assert (video["kind"], video["filename"], video["frames_read"], video["faces_found"]) == ("video", "clip.mp4", 4, 4)
     assert len(video["frames"]) == 4 and all(0 <= frame["p_fake"] <= 1 for frame in video["frames"])
+    noises = sorted(frame["noise"] for frame in video["frames"])
+    assert video["noise"] == pytest.approx((noises[1] + noises[2]) / 2, abs=0.01)  # the median face's
     assert image["kind"] == "image" and image["frames"] is None
 
 

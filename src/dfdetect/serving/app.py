@@ -44,6 +44,8 @@ class FrameResult(BaseModel):
     frame: int
     seconds: float
     p_fake: float | None
+    noise: float | None = None
+    """The frame's face's estimated noise at the network's input size, grey levels."""
 
 
 class PredictionResult(BaseModel):
@@ -57,7 +59,8 @@ class PredictionResult(BaseModel):
     face: int | None = None
     """Images cut to their faces (--crop-face): the deciding (most fake) face, largest first from 0."""
     noise: float | None = None
-    """Images: estimated noise of the deciding face (or image) at the network's input size, grey levels."""
+    """Estimated noise at the network's input size, grey levels: images, of the deciding face (or image); videos,
+    the median over the scored frames' faces."""
     caution: str | None = None
     """Why the score deserves less trust (a noisy input), or null."""
     frames: list[FrameResult] | None = None
@@ -264,6 +267,8 @@ def create_app(
                 frames=video_frames,
                 max_seconds=video_seconds,
                 name=name,
+                noise=predictor.input_noise,
+                caution_of=predictor.caution_of,
             )
         if video.p_fake is None:
             status, kind = (422, "no face found") if video.frames_read else (400, "corrupt video")
@@ -276,7 +281,11 @@ def create_app(
             kind="video",
             frames_read=video.frames_read,
             faces_found=video.faces_found,
-            frames=[FrameResult(frame=f.frame, seconds=f.seconds, p_fake=f.p_fake) for f in video.frames],
+            noise=video.noise,
+            caution=video.caution,
+            frames=[
+                FrameResult(frame=f.frame, seconds=f.seconds, p_fake=f.p_fake, noise=f.noise) for f in video.frames
+            ],
         )
 
     if can_explain:
