@@ -75,6 +75,8 @@ def test_predict_crop_face_writes_per_face_rows_and_boxes(trained_run: Path, tmp
         faces = list(csv.DictReader(handle))
     assert [face["face"] for face in faces] == ["0", "1"]
     assert max(float(face["p_fake"]) for face in faces) == pytest.approx(row["p_fake"], abs=1e-6)
+    assert float(faces[row["face"]]["noise"]) == pytest.approx(row["noise"], abs=0.005)  # the deciding face's
+    assert all(float(face["noise"]) >= 0 for face in faces)
     assert (heatmaps / "two.gradcam.png").is_file()
 
 

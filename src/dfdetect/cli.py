@@ -562,7 +562,7 @@ def video_rows(predictor: Any, videos: list[Path], args: argparse.Namespace) -> 
 
 
 def write_per_face(photos: list[Any], path: Path) -> None:
-    """CSV: one row per face scored: photo, face index (largest first), box, p_fake."""
+    """CSV: one row per face scored: photo, face index (largest first), box, p_fake, estimated noise."""
     import csv
 
     from dfdetect.photos import box_text
@@ -570,10 +570,11 @@ def write_per_face(photos: list[Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "face", "box", "p_fake"])
+        writer.writerow(["path", "face", "box", "p_fake", "noise"])
         for photo in photos:
             for face in photo.faces:
-                writer.writerow([photo.row["path"], face.face, box_text(face.box), f"{face.p_fake:.6f}"])
+                noise = "" if face.noise is None else f"{face.noise:.2f}"
+                writer.writerow([photo.row["path"], face.face, box_text(face.box), f"{face.p_fake:.6f}", noise])
 
 
 def write_per_frame(videos: list[Any], path: Path) -> None:
@@ -785,7 +786,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--explain", type=Path, metavar="DIR", help="write Grad-CAM overlays to DIR")
     predict.add_argument("--min-face", type=int, default=32, help="--crop-face: smallest face scored, in pixels")
-    predict.add_argument("--per-face", type=Path, metavar="FILE", help="--crop-face: every face's box and score (CSV)")
+    predict.add_argument(
+        "--per-face",
+        type=Path,
+        metavar="FILE",
+        help="photos cut to their faces: every face's box, score and noise (CSV)",
+    )
     predict.add_argument("--frames", type=int, default=32, help="videos: frames read, evenly spaced")
     predict.add_argument(
         "--aggregate",
@@ -793,7 +799,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="mean",
         help="videos: mean logit of the frames (default), the most fake frame, or the DFDC winner's rule",
     )
-    predict.add_argument("--per-frame", type=Path, metavar="FILE", help="videos: every frame's box and score (CSV)")
+    predict.add_argument(
+        "--per-frame", type=Path, metavar="FILE", help="videos: every frame's box, score and noise (CSV)"
+    )
     add_face_options(predict, "score every face found in an image, the most fake one deciding")
 
     export = commands.add_parser("export", help="export a trained detector to ONNX")

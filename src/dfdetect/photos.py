@@ -38,11 +38,12 @@ DEFAULT_MIN_FACE = 32
 
 @dataclass(frozen=True)
 class FaceScore:
-    """One face of a photo: its index (largest first), box and p_fake."""
+    """One face of a photo: its index (largest first), box, p_fake and estimated noise (grey levels)."""
 
     face: int
     box: tuple[float, float, float, float]
     p_fake: float
+    noise: float | None = None
 
 
 @dataclass
@@ -182,8 +183,8 @@ def photo_prediction(predictor: BasePredictor, path: Path, framed: Framed) -> Ph
     if not framed.cut:
         return PhotoPrediction({**row, "face": None, "box": None})
     scores = [
-        FaceScore(index, face.box, float(1 - p))
-        for index, (face, p) in enumerate(zip(framed.faces, framed.p_real, strict=True))
+        FaceScore(index, face.box, float(1 - p), round(float(noise), 2))
+        for index, (face, p, noise) in enumerate(zip(framed.faces, framed.p_real, framed.noise, strict=True))
     ]
     box = box_text(framed.faces[framed.decisive].box)
     return PhotoPrediction({**row, "face": framed.decisive, "box": box}, scores)

@@ -8,8 +8,10 @@ with Immerkær's fast method ("Fast noise variance estimation", Computer Vision 
 the standard deviation of white Gaussian noise, per RGB channel, averaged. Texture and sharp edges raise the
 estimate too, so it measures "noise-like fine detail", which is what the networks react to.
 
-`predict`, the Python API and `serve` report it for every image or face they score (`noise`), and flag the
-score (`caution`) when it exceeds the limit measured for the default detector (`NOISE_CAUTION`).
+`predict`, the Python API and `serve` report it for every image or face they score (`noise`; a video's is the
+median of its faces'), and flag the score (`caution`) when it exceeds the limit measured for the default detector
+(`NOISE_CAUTION`). `dfdetect route` (dfdetect.models.router) acts on it: noisier inputs go to a noise-robust
+network.
 """
 
 from __future__ import annotations
