@@ -8,9 +8,10 @@ prints the detector's accuracy, AUC and mean p_fake per added level and per band
         --levels 0,1,2,3,4,5,7,10 --clean lfw-faceswap=../shared/data/lfw-faceswap \
         --clean stylegan2-lfw=../shared/data/stylegan2-lfw --faces-file runs/faces-eval.json
 
-`--clean NAME=DIR` sets are only measured, not scored: how often the caution would fire on unperturbed photos
-(framed the default way). The suggested limit is the lowest band edge from which on every band's accuracy lies
-more than `--drop` below the clean accuracy. No timings.
+`--frame` frames `--data` (a Real/Fake folder, e.g. `stylegan2-lfw`) the default way before the noise is added
+(section 29: other sources under noise). `--clean NAME=DIR` sets are only measured, not scored: how often the
+caution would fire on unperturbed photos (framed the default way). The suggested limit is the lowest band edge
+from which on every band's accuracy lies more than `--drop` below the clean accuracy. No timings.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ def main() -> None:
     parser.add_argument("--drop", type=float, default=0.05, help="accuracy drop that makes a band unreliable")
     parser.add_argument("--clean", action="append", default=[], metavar="NAME=DIR", help="a set only measured")
     parser.add_argument("--faces-file", type=Path, help="faces found before, for framing the --clean sets")
+    parser.add_argument(
+        "--frame",
+        action="store_true",
+        help="frame --data (a Real/Fake folder) the default way (auto) before adding noise, as predict frames photos",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--remedy",
@@ -75,9 +81,13 @@ def main() -> None:
     args = parser.parse_args()
 
     predictor = load_predictor(args.model)
-    samples, _ = load_split(args.data, args.split, one_class=True)
-    images = [np.asarray(load_rgb(sample.path)) for sample in samples]
-    labels = np.array([sample.label for sample in samples])
+    if args.frame:
+        faces, labels = framed_faces(args.data, args.faces_file)
+        images = [np.asarray(face) for face in faces]
+    else:
+        samples, _ = load_split(args.data, args.split, one_class=True)
+        images = [np.asarray(load_rgb(sample.path)) for sample in samples]
+        labels = np.array([sample.label for sample in samples])
     levels = [float(level) for level in args.levels.split(",")]
     threshold = predictor.threshold
 
