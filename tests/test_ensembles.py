@@ -14,9 +14,10 @@ from PIL import Image
 
 from dfdetect.calibration import threshold_logit
 from dfdetect.cli import main
+from dfdetect.engine.checkpoint import initial_weights
 from dfdetect.engine.trainer import fit
 from dfdetect.ensembles import average_networks, combine
-from dfdetect.errors import ConfigError
+from dfdetect.errors import CheckpointError, ConfigError
 from dfdetect.evaluation import calibrate_checkpoint
 from dfdetect.models.factory import create_model
 from dfdetect.pretrained.release import architecture_of
@@ -218,6 +219,8 @@ def test_route_scores_noisy_inputs_with_the_noisy_model_on_the_primarys_scale(
     onnx = export_onnx(out, tmp_path / "routed.onnx")  # the noise estimate and the switch are part of the graph
     got = [row.p_real for row in OnnxPredictor(onnx).predict_paths(paths)]
     assert got == pytest.approx([row.p_real for row in rows], abs=1e-4)
+    with pytest.raises(CheckpointError, match="a routed detector .dfdetect route.; fine-tune one of its sources"):
+        initial_weights(out, "own_cnn")
     capsys.readouterr()
     assert (
         main(
@@ -225,4 +228,4 @@ def test_route_scores_noisy_inputs_with_the_noisy_model_on_the_primarys_scale(
         )
         == 2
     )
-    assert "--noise-limit must be a positive number of grey levels, got 0" in capsys.readouterr().err
+    assert "the noise limit must be a positive number of grey levels, got 0" in capsys.readouterr().err

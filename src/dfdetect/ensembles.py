@@ -26,7 +26,6 @@ into noise, and two trained apart from one pretrained start average into a weake
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,8 @@ from dfdetect.engine.checkpoint import build_metadata, resolve_checkpoint, save_
 from dfdetect.errors import ConfigError
 from dfdetect.models.detector import Detector
 from dfdetect.models.ensemble import ENSEMBLE, Ensemble, normalised_weights
-from dfdetect.models.router import ROUTED, NoiseRouter, aligned_logit, architecture_entry
+from dfdetect.models.router import ROUTED, NoiseRouter, aligned_logit, architecture_entry, check_noise_limit
+from dfdetect.pretrained import release_label
 from dfdetect.quality import NOISE_CAUTION
 from dfdetect.run_folder import RunFolder
 from dfdetect.runtime.torch_backend import load_model
@@ -63,8 +63,7 @@ def members_of(source: Path) -> list[tuple[Detector, dict[str, Any]]]:
     network of a single-network checkpoint, every member of an ensemble, or with `SOURCE#N` member N alone."""
     path, wanted = split_member(source)
     model, metadata = load_model(path)
-    release = metadata.get("release") or {}
-    release_name = f"{release['name']} {release['version']}" if release else None
+    release_name = release_label(metadata)
     if not isinstance(model, Ensemble):
         if wanted is not None:
             raise ConfigError(f"{source}: {path} is one network, not an ensemble; #N picks a member of an ensemble")
@@ -172,8 +171,7 @@ def route(primary: Path, fallback: Path, out: Path, noise_limit: float = NOISE_C
     fallback's logit is mapped onto the primary's scale through their stored calibrations, and the primary's
     calibration is carried over (it holds for both branches by that map); calibrate the result on Validation to
     refit it."""
-    if not (math.isfinite(noise_limit) and noise_limit > 0):
-        raise ConfigError(f"--noise-limit must be a positive number of grey levels, got {noise_limit:g}")
+    check_noise_limit(noise_limit)  # before the networks load
     models = {"primary": load_model(primary), "fallback": load_model(fallback)}
     calibrations = {role: metadata.get("calibration") for role, (_, metadata) in models.items()}
     for role, calibration in calibrations.items():
@@ -184,11 +182,10 @@ def route(primary: Path, fallback: Path, out: Path, noise_limit: float = NOISE_C
     spec: dict[str, Any] = {"noise_limit": noise_limit, "scale": scale, "shift": shift}
     for role, source in (("primary", primary), ("fallback", fallback)):
         model, metadata = models[role]
-        release = metadata.get("release") or {}
         spec[role] = {
             **architecture_entry(model, metadata),
             "source": str(source),
-            "release": f"{release['name']} {release['version']}" if release else None,
+            "release": release_label(metadata),
             "checkpoint": str(resolve_checkpoint(source)),
             "calibration": calibrations[role],
         }

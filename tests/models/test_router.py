@@ -12,6 +12,7 @@ from PIL import Image
 
 from dfdetect.calibration import threshold_logit
 from dfdetect.data.transforms import build_eval_transform
+from dfdetect.errors import ConfigError
 from dfdetect.models import create_model
 from dfdetect.models.router import NoiseRouter, aligned_logit, build_detector, estimated_noise, resize_matrix
 from dfdetect.preprocessing import Preprocessing
@@ -101,5 +102,6 @@ def test_a_router_rebuilds_from_its_metadata_and_refuses_a_bad_limit() -> None:
     with torch.no_grad():
         assert torch.allclose(rebuilt.eval()(images), router.eval()(images))
     assert rebuilt.preprocessing == primary.preprocessing and rebuilt.explained() is rebuilt.primary
-    with pytest.raises(ValueError, match="positive number of grey levels"):
-        NoiseRouter(primary, fallback, noise_limit=0.0)
+    for bad in (0.0, -1.0, math.nan, math.inf):
+        with pytest.raises(ConfigError, match="positive number of grey levels"):
+            NoiseRouter(primary, fallback, noise_limit=bad)

@@ -20,6 +20,7 @@ from dfdetect.conventions import CLASS_NAMES, METADATA_KEY
 from dfdetect.conventions import VERSION as __version__
 from dfdetect.errors import CheckpointError
 from dfdetect.models.ensemble import ENSEMBLE
+from dfdetect.models.router import ROUTED
 from dfdetect.pretrained import shipped_detector, shipped_detectors
 from dfdetect.run_folder import RunFolder
 from dfdetect.stores import atomic_write
@@ -173,6 +174,9 @@ def initial_weights(source: Path, model: str, member: int | None = None) -> Init
             "preprocessing": metadata.get("preprocessing", {}),
             "from_ensemble": {"member": member, "release": metadata.get("release")},
         }
+    elif metadata["model"] == ROUTED:
+        sources = " and ".join(str(metadata[ROUTED][role].get("source")) for role in ("primary", "fallback"))
+        raise CheckpointError(f"{path}: a routed detector (dfdetect route); fine-tune one of its sources, {sources}")
     elif member is not None:
         raise CheckpointError(f"{path}: one network, not an ensemble; --init-member applies to an ensemble only")
     found = metadata["model"]

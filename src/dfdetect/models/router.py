@@ -34,6 +34,7 @@ from torch import nn
 
 from dfdetect.calibration import threshold_logit
 from dfdetect.data.images import RESAMPLING
+from dfdetect.errors import ConfigError
 from dfdetect.models.detector import Detector
 from dfdetect.models.ensemble import ENSEMBLE, build_ensemble
 from dfdetect.models.factory import create_model
@@ -42,6 +43,12 @@ from dfdetect.quality import NOISE_SCALE
 
 ROUTED = "routed"
 """The `model` name in a routed checkpoint's metadata."""
+
+
+def check_noise_limit(noise_limit: float) -> None:
+    """A clear error unless the limit is a positive, finite number of grey levels."""
+    if not (math.isfinite(noise_limit) and noise_limit > 0):
+        raise ConfigError(f"the noise limit must be a positive number of grey levels, got {noise_limit:g}")
 
 
 def resize_matrix(size_in: int, size_out: int, interpolation: str) -> torch.Tensor:
@@ -85,8 +92,7 @@ class NoiseRouter(Detector):
         self, primary: Detector, fallback: Detector, noise_limit: float, scale: float = 1.0, shift: float = 0.0
     ) -> None:
         nn.Module.__init__(self)  # no backbone/head of its own
-        if not (math.isfinite(noise_limit) and noise_limit > 0):
-            raise ValueError(f"the noise limit must be a positive number of grey levels, got {noise_limit}")
+        check_noise_limit(noise_limit)
         self.name = ROUTED
         self.primary = primary
         self.fallback = fallback

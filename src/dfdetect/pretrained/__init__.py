@@ -33,6 +33,12 @@ class ShippedDetector:
         return f"{self.name} {self.version}"
 
 
+def release_label(metadata: dict[str, Any]) -> str | None:
+    """`name version` when a checkpoint's metadata says it is a shipped detector's release, else None."""
+    release = metadata.get("release") or {}
+    return f"{release['name']} {release['version']}" if release else None
+
+
 def folder() -> Path:
     return Path(str(resources.files(__name__)))
 

@@ -19,6 +19,7 @@ from dfdetect.conventions import DEFAULT_THRESHOLD, METADATA_KEY
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, MEDIA_EXTENSIONS, RESAMPLING, load_rgb
 from dfdetect.errors import DfdetectError
 from dfdetect.preprocessing import Preprocessing
+from dfdetect.pretrained import release_label
 from dfdetect.quality import NOISE_CAUTION, noise_sigma
 
 logger = logging.getLogger(__name__)
@@ -153,10 +154,7 @@ class BasePredictor(ABC):
     @property
     def model_label(self) -> str:
         """`name version` of a shipped detector, else the architecture of the run that trained it."""
-        release = self.metadata.get("release") or {}
-        if release:
-            return f"{release['name']} {release['version']}"
-        return str(self.metadata.get("model", "model"))
+        return release_label(self.metadata) or str(self.metadata.get("model", "model"))
 
     def predict_paths(
         self,
