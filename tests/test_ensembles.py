@@ -212,6 +212,7 @@ def test_route_scores_noisy_inputs_with_the_noisy_model_on_the_primarys_scale(
     assert rows[1].label == other[1].label and routed.threshold == first.threshold
     assert routed.metadata["calibration"] == first.metadata["calibration"]  # carried over
     assert routed.metadata["routed"]["fallback"]["source"] == str(fallback)
+    assert rows[0].model == routed.model_label == f"{primary}, noisy inputs {fallback}"
     assert architecture_of(routed.metadata) == (
         "own_cnn; inputs with estimated noise above 2 grey levels are scored by own_cnn instead"
     )

@@ -153,7 +153,14 @@ class BasePredictor(ABC):
 
     @property
     def model_label(self) -> str:
-        """`name version` of a shipped detector, else the architecture of the run that trained it."""
+        """`name version` of a shipped detector; for a routed one (`dfdetect route`), its two detectors; else the
+        architecture of the run that trained it."""
+        routed = self.metadata.get("routed")
+        if routed and not release_label(self.metadata):
+            primary, fallback = (
+                routed[role].get("release") or routed[role]["source"] for role in ("primary", "fallback")
+            )
+            return f"{primary}, noisy inputs {fallback}"
         return release_label(self.metadata) or str(self.metadata.get("model", "model"))
 
     def predict_paths(
