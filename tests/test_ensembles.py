@@ -213,6 +213,8 @@ def test_route_scores_noisy_inputs_with_the_noisy_model_on_the_primarys_scale(
     assert routed.metadata["calibration"] == first.metadata["calibration"]  # carried over
     assert routed.metadata["routed"]["fallback"]["source"] == str(fallback)
     assert rows[0].model == routed.model_label == f"{primary}, noisy inputs {fallback}"
+    assert routed.describe()["noise_routing"] == {"noise_limit": 2.0, "noisy_model": str(fallback)}
+    assert first.describe()["noise_routing"] is None and first.describe()["noise_caution"] == 1.0
     assert architecture_of(routed.metadata) == (
         "own_cnn; inputs with estimated noise above 2 grey levels are scored by own_cnn instead"
     )

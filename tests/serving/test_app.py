@@ -49,6 +49,7 @@ def test_health_model_and_page(client: TestClient) -> None:
     assert info["model"] == "own_cnn" and info["parameters"] == 4_853_569 and info["explain"] is True
     assert info["preprocessing"]["input_size"] == 32 and info["labels"] == {"0": "Fake", "1": "Real"}
     assert info["validation_metrics"]["val_loss"] > 0
+    assert info["noise_caution"] == 1.0 and info["noise_routing"] is None
     page = client.get("/")
     assert page.status_code == 200 and "/v1/predict" in page.text and "heatmap" in page.text
     assert client.get("/docs").status_code == 200 and "/v1/predict" in client.get("/openapi.json").text

@@ -128,9 +128,9 @@ class BasePredictor(ABC):
         if noise is None or not self.noise_caution or noise <= self.noise_caution:
             return None
         noisy = f"noisy input (estimated noise {noise:.1f} > {self.noise_caution:g} grey levels)"
-        routed = self.metadata.get("routed")
-        if routed and noise > float(routed["noise_limit"]):
-            fallback = routed["fallback"].get("release") or routed["fallback"].get("source")
+        routing = self.noise_routing
+        if routing and noise > routing["noise_limit"]:
+            fallback = routing["noisy_model"]
             return f"{noisy}: scored by {fallback}, the network that holds against noise but knows fewer sources"
         return f"{noisy}: detectors read noise as a generator's trace, so the score may lean fake"
 
@@ -212,4 +212,18 @@ class BasePredictor(ABC):
             "validation_metrics": self.metadata.get("metrics"),
             "test_metrics": self.metadata.get("test_metrics"),
             "epoch": self.metadata.get("epoch"),
+            "noise_caution": self.noise_caution,
+            "noise_routing": self.noise_routing,
+        }
+
+    @property
+    def noise_routing(self) -> dict[str, Any] | None:
+        """A routed detector's (`dfdetect route`) limit and the detector that scores inputs noisier than it."""
+        routed = self.metadata.get("routed")
+        if not routed:
+            return None
+        fallback = routed["fallback"]
+        return {
+            "noise_limit": float(routed["noise_limit"]),
+            "noisy_model": fallback.get("release") or fallback["source"],
         }
