@@ -110,21 +110,26 @@ class NoiseRouter(Detector):
             "resize", resize_matrix(given.input_size, wanted.input_size, wanted.interpolation), persistent=False
         )
 
+    def pixels(self, images: torch.Tensor) -> torch.Tensor:
+        """The primary's preprocessed input back in pixels in [0, 1]."""
+        return images * self.std + self.mean
+
     def noise(self, images: torch.Tensor) -> torch.Tensor:
         """Each preprocessed image's estimated noise (grey levels), as `predict` reports it."""
-        return estimated_noise((images.float() * self.std + self.mean) * 255.0)
+        return estimated_noise(self.pixels(images) * 255.0)
 
-    def fallback_input(self, images: torch.Tensor) -> torch.Tensor:
-        """The primary's input, resized and renormalised as the fallback's preprocessing would give it."""
-        unit = images * self.std + self.mean  # pixels in [0, 1]
-        resize = self.resize.to(unit.dtype)
-        resized = resize @ unit @ resize.T
+    def fallback_input(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels in [0, 1] at the primary's size, resized and normalised as the fallback's preprocessing would."""
+        resize = self.resize.to(pixels.dtype)
+        resized = resize @ pixels @ resize.T
         return (resized - self.fallback_mean) / self.fallback_std
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        pixels = self.pixels(images)  # once, for the noise estimate and the fallback's input
         primary = self.primary(images)
-        fallback = self.fallback(self.fallback_input(images)) * self.scale + self.shift
-        return torch.where(self.noise(images) > self.noise_limit, fallback.to(primary.dtype), primary)
+        fallback = self.fallback(self.fallback_input(pixels)) * self.scale + self.shift
+        noisy = estimated_noise(pixels * 255.0) > self.noise_limit
+        return torch.where(noisy, fallback.to(primary.dtype), primary)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError("a routed detector has no single feature vector; use its primary's")

@@ -27,6 +27,12 @@ logger = logging.getLogger(__name__)
 __all__ = ["METADATA_KEY", "BasePredictor", "Prediction", "expand_paths", "preprocess_numpy"]
 
 
+def routed_name(entry: dict[str, Any]) -> str:
+    """How a routed detector's branch (its metadata's `routed.primary` or `routed.fallback`) is named: its
+    release, else the source it was built from."""
+    return str(entry.get("release") or entry["source"])
+
+
 @dataclass(frozen=True)
 class Prediction:
     """One image's result: label is 'real' or 'fake'; error is set (and the scores None) when it failed; model
@@ -155,13 +161,13 @@ class BasePredictor(ABC):
     def model_label(self) -> str:
         """`name version` of a shipped detector; for a routed one (`dfdetect route`), its two detectors; else the
         architecture of the run that trained it."""
-        routed = self.metadata.get("routed")
-        if routed and not release_label(self.metadata):
-            primary, fallback = (
-                routed[role].get("release") or routed[role]["source"] for role in ("primary", "fallback")
-            )
-            return f"{primary}, noisy inputs {fallback}"
-        return release_label(self.metadata) or str(self.metadata.get("model", "model"))
+        release = release_label(self.metadata)
+        if release:
+            return release
+        routing = self.noise_routing
+        if routing:
+            return f"{routed_name(self.metadata['routed']['primary'])}, noisy inputs {routing['noisy_model']}"
+        return str(self.metadata.get("model", "model"))
 
     def predict_paths(
         self,
@@ -222,8 +228,4 @@ class BasePredictor(ABC):
         routed = self.metadata.get("routed")
         if not routed:
             return None
-        fallback = routed["fallback"]
-        return {
-            "noise_limit": float(routed["noise_limit"]),
-            "noisy_model": fallback.get("release") or fallback["source"],
-        }
+        return {"noise_limit": float(routed["noise_limit"]), "noisy_model": routed_name(routed["fallback"])}

@@ -66,6 +66,10 @@ class PredictionResult(BaseModel):
     frames: list[FrameResult] | None = None
 
 
+SCORED_FIELDS = ("label", "p_fake", "p_real", "noise", "caution")
+"""The fields an image's result takes from its `Prediction` (BasePredictor.prediction)."""
+
+
 class PredictResponse(BaseModel):
     model: str | None
     threshold: float
@@ -232,15 +236,15 @@ def create_app(
             for (index, _), framed in zip(
                 images, score_framed(predictor, [i for _, i in images], *framing), strict=True
             ):
+                row = predictor.prediction(
+                    uploads[index][0].filename or "upload", framed.verdict, framed.decisive_noise
+                )
+                scored = {key: value for key, value in row.to_dict().items() if key in SCORED_FIELDS}
                 results[index] = PredictionResult(
-                    filename=uploads[index][0].filename or "upload",
-                    label=predictor.label_of(framed.verdict),
-                    p_fake=1 - framed.verdict,
-                    p_real=framed.verdict,
+                    filename=row.path,
                     faces_found=None if crop_face == "never" else len(framed.faces),
                     face=framed.decisive if framed.cut else None,
-                    noise=round(framed.decisive_noise, 2),
-                    caution=predictor.caution_of(framed.decisive_noise),
+                    **scored,
                 )
         for index in sorted(videos):
             results[index] = score_video(*uploads[index])
