@@ -6,6 +6,7 @@ Real faces from Train/Real of `--data` (any folder of face crops will do); witho
 (no face in them: `sbi-landmarks` then pays MTCNN's search and falls back to the ellipse). Prints a Markdown table:
 milliseconds per image, median of `--repeats` passes over the images. The last row is `sbi-landmarks` as training
 runs it: with each face's landmarks found once beforehand (data/landmarks.py), so the time is the blend's alone.
+`--autoencoder FILE` adds a row for the `autoencoder` maker with that trained network (data/autoencoder.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dfdetect.data.autoencoder import Reconstructor
 from dfdetect.data.pseudo_fakes import MAKERS, Maker, face_landmarks, make_pseudo_fake
 
 
@@ -34,6 +36,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path)
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--autoencoder", type=Path, help="a trained auto-encoder (RUN/autoencoder.safetensors)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # DataLoader workers run one thread each
     images = faces(args.data, args.images)
@@ -47,6 +50,8 @@ def main() -> None:
 
     cost = milliseconds(with_stored_landmarks, images, args.repeats)
     print(f"| sbi-landmarks, landmarks found once before training | {cost:.1f} |")
+    if args.autoencoder is not None:
+        print(f"| autoencoder | {milliseconds(Reconstructor(args.autoencoder), images, args.repeats):.1f} |")
 
 
 def milliseconds(make: Maker, images: list[np.ndarray], repeats: int) -> float:

@@ -115,7 +115,7 @@ def test_most_confidently_wrong_orders_by_confidence(experiment) -> None:
 
 def test_arms_of_one_model_with_pseudo_fakes_and_a_cross_source_table(tiny_dataset: Path, tmp_path: Path) -> None:
     arm_config = tmp_path / "sbi.yaml"
-    arm_config.write_text("pseudo_fakes: sbi,upsample\npseudo_fake_p: 0.5\n")
+    arm_config.write_text("pseudo_fakes: sbi,upsample,autoencoder\npseudo_fake_p: 0.5\n")
     flags = ["--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "0"]
     arms = "plain=own_cnn,pseudo=own_cnn"
     held_out = ["--eval", f"other={tiny_dataset / 'Test'}"]
@@ -128,7 +128,8 @@ def test_arms_of_one_model_with_pseudo_fakes_and_a_cross_source_table(tiny_datas
     text = (out / "report.md").read_text()
     assert "## Cross-source generalisation" in text and "| model | data Test | other |" in text
     assert "figures/pseudo_fakes.png" in text and (out / "figures" / "pseudo_fakes.png").is_file()
-    assert "pseudo_fakes: sbi,upsample" in (out / "pseudo" / "config.yaml").read_text()
+    assert "pseudo_fakes: sbi,upsample,autoencoder" in (out / "pseudo" / "config.yaml").read_text()
+    assert (out / "pseudo" / "autoencoder.safetensors").is_file()  # trained for that arm, and drawn from
     assert "pseudo_fakes: ''" in (out / "plain" / "config.yaml").read_text()
     held = json.loads((out / "plain" / "eval-other" / "metrics.json").read_text())
     assert held["face_crop"]["mode"] == "auto" and "framed `auto` (`--crop-face`" in text

@@ -97,13 +97,19 @@ class TrainConfig:
     pseudo_fakes: str = setting(
         "",
         "fakes made from real training faces on the fly, comma-separated: sbi (self-blending, ellipse mask), "
-        "sbi-landmarks (self-blending, mask placed by MTCNN landmarks), upsample (generator traces)",
+        "sbi-landmarks (self-blending, mask placed by MTCNN landmarks), upsample (generator traces), "
+        "autoencoder (faces rebuilt by a decoder trained on Train's real faces)",
     )
     pseudo_fake_p: float = setting(0.5, "share of real training faces turned into a pseudo-fake each epoch")
     landmarks: Path | None = setting(
         None,
         "sbi-landmarks: JSON file of the Train faces' MTCNN landmarks, found once before the first epoch and written "
         "there if missing (default: RUN/landmarks.json); give one file to several runs on the same data",
+    )
+    autoencoder: Path | None = setting(
+        None,
+        "autoencoder: safetensors file of the auto-encoder trained on Train's real faces before the first epoch, "
+        "trained and written there if missing (default: RUN/autoencoder.safetensors); share one between runs",
     )
     real_fakes: bool = setting(True, "train on the dataset's own fakes (--no-real-fakes: pseudo-fakes alone)")
     augment: AugmentConfig = field(default_factory=AugmentConfig)

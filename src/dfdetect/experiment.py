@@ -24,6 +24,7 @@ from PIL import Image
 from dfdetect.config import TrainConfig, build_config, read_yaml
 from dfdetect.conventions import CLASS_NAMES
 from dfdetect.conventions import VERSION as __version__
+from dfdetect.data.autoencoder import Reconstructor
 from dfdetect.data.discovery import list_samples, split_folder
 from dfdetect.data.images import load_rgb
 from dfdetect.data.pseudo_fakes import make_pseudo_fake, parse_makers
@@ -214,6 +215,15 @@ def most_confidently_wrong(outcome: ModelOutcome, count: int = 8) -> list[int]:
     return wrong[np.argsort(-confidence_in_wrong[wrong])][:count].tolist()
 
 
+def run_reconstructor(outcomes: list[ModelOutcome], configs: dict[str, TrainConfig]) -> Reconstructor | None:
+    """The auto-encoder an arm with `autoencoder` pseudo-fakes trained on (or was given), for the figure."""
+    for outcome in outcomes:
+        config = configs[outcome.model]
+        if "autoencoder" in parse_makers(config.pseudo_fakes):
+            return Reconstructor(config.autoencoder or RunFolder(outcome.run_dir).autoencoder)
+    return None
+
+
 def build_report(
     outcomes: list[ModelOutcome], data: Path, out: Path, command: str, configs: dict[str, TrainConfig]
 ) -> tuple[Path, Path]:
@@ -271,8 +281,9 @@ def build_report(
     makers = list(dict.fromkeys(name for c in configs.values() for name in parse_makers(c.pseudo_fakes)))
     if makers:
         reals = [thumbnail(sample.path) for sample in examples[:4]]
-        images = reals + [make_pseudo_fake(real, [maker], np.random.default_rng(i)) for maker in makers for i, real in
-                          enumerate(reals)]  # fmt: skip
+        reconstruct = run_reconstructor(outcomes, configs)
+        images = reals + [make_pseudo_fake(real, [maker], np.random.default_rng(i), reconstruct=reconstruct)
+                          for maker in makers for i, real in enumerate(reals)]  # fmt: skip
         captions = ["real"] * 4 + [f"pseudo-fake: {maker}" for maker in makers for _ in reals]
         report.figure(
             save_figure(plot_image_grid(images, captions), figures / "pseudo_fakes.png"),

@@ -6,6 +6,7 @@
       accuracy.png, loss.png   learning curves
       bad_files.txt            what the pre-scan skipped
       landmarks.json           face landmarks of Train's real faces (--pseudo-fakes sbi-landmarks)
+      autoencoder.safetensors  an auto-encoder trained on Train's real faces (--pseudo-fakes autoencoder)
       checkpoints/best.safetensors, last.safetensors (+ .json beside each)
       eval-<split>/metrics.json, confusion_matrix.png, roc_curve.png   written by `dfdetect evaluate`
       test/metrics.json        written by `dfdetect experiment`
@@ -50,6 +51,11 @@ class RunFolder:
     def landmarks(self) -> Path:
         """Face landmarks of the training images, for `--pseudo-fakes sbi-landmarks` (data/landmarks.py)."""
         return self.root / "landmarks.json"
+
+    @property
+    def autoencoder(self) -> Path:
+        """The auto-encoder trained on the training images' real faces, for `--pseudo-fakes autoencoder`."""
+        return self.root / "autoencoder.safetensors"
 
     @property
     def checkpoints(self) -> Path:

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from dfdetect.conventions import epoch_seed, sample_seed
 from dfdetect.data.discovery import Sample
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
-from dfdetect.data.pseudo_fakes import make_pseudo_fake
+from dfdetect.data.pseudo_fakes import Maker, make_pseudo_fake
 from dfdetect.data.sharpness import balance_sharpness
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         landmarks: Mapping[Path, np.ndarray | None] | None = None,
         crops: Mapping[Path, tuple[int, int, int, int] | None] | None = None,
         balance_sharpness_p: float = 0.0,
+        reconstruct: Maker | None = None,
     ) -> None:
         self.samples = list(samples)
         self.transform = transform
@@ -46,6 +47,7 @@ class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.landmarks = landmarks or {}  # found once before training (data/landmarks.py); else MTCNN per image
         self.crops = crops or {}  # face boxes found once (faces.FaceCropper); an image without one is used whole
         self.balance_sharpness_p = balance_sharpness_p  # class-conditional, so here and not in the transform
+        self.reconstruct = reconstruct  # the `autoencoder` maker (data/autoencoder.py), trained before training
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -76,8 +78,8 @@ class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def pseudo_fake(self, image: np.ndarray, path: Path, generator: np.random.Generator) -> np.ndarray:
         if path in self.landmarks:
             found = self.landmarks[path]
-            return make_pseudo_fake(image, self.pseudo_fakes, generator, locate=lambda _: found)
-        return make_pseudo_fake(image, self.pseudo_fakes, generator)
+            return make_pseudo_fake(image, self.pseudo_fakes, generator, lambda _: found, self.reconstruct)
+        return make_pseudo_fake(image, self.pseudo_fakes, generator, reconstruct=self.reconstruct)
 
     @property
     def labels(self) -> list[int]:

@@ -11,6 +11,8 @@ forgery leaves rather than one generator's look (`dfdetect train --pseudo-fakes 
   brought back by a transposed-convolution upsampler whose kernel phases sum unequally, which leaves the
   periodic (checkerboard) spectrum peaks that whole-face generators leave. `upsample-sharp` adds only that
   periodic trace to the face at its own resolution, so the pseudo-fake is not softer than the real.
+- `autoencoder`, generator traces from a trained decoder (AutoGAN's own method): the face rebuilt by a small
+  auto-encoder trained on real faces only, once per run (data/autoencoder.py); the trainer passes it in.
 
 Every maker takes an RGB uint8 (H, W, 3) array and a numpy Generator and returns an array of the same shape and
 dtype: given the same generator state, the same output.
@@ -171,14 +173,16 @@ MAKERS: dict[str, Maker] = {
     "upsample": upsample_trace,
     "upsample-sharp": upsample_trace_sharp,
 }
+TRAINED = ("autoencoder",)
+"""Makers that need a network trained before the first epoch (make_pseudo_fake's `reconstruct`)."""
 
 
 def parse_makers(names: str) -> list[str]:
     """`sbi,upsample` -> ['sbi', 'upsample']; '' -> []; unknown names are an error that lists the known ones."""
     chosen = [name.strip() for name in names.split(",") if name.strip()]
-    unknown = [name for name in chosen if name not in MAKERS]
+    unknown = [name for name in chosen if name not in MAKERS and name not in TRAINED]
     if unknown:
-        raise ConfigError(f"unknown pseudo-fake(s) {', '.join(unknown)}; known: {', '.join(MAKERS)}")
+        raise ConfigError(f"unknown pseudo-fake(s) {', '.join(unknown)}; known: {', '.join([*MAKERS, *TRAINED])}")
     return chosen
 
 
@@ -187,11 +191,17 @@ def make_pseudo_fake(
     makers: Sequence[str],
     rng: np.random.Generator,
     locate: Callable[[np.ndarray], np.ndarray | None] | None = None,
+    reconstruct: Maker | None = None,
 ) -> np.ndarray:
     """One of `makers`, drawn with `rng`, applied to a real face. `locate` gives `sbi-landmarks` the face's five
     landmarks (or None): MTCNN by default, a lookup in landmarks found once before training in the trainer
-    (data/landmarks.py); either way the same generator state gives the same image."""
+    (data/landmarks.py); either way the same generator state gives the same image. `reconstruct` is the
+    `autoencoder` maker (data.autoencoder.Reconstructor), which has no default."""
     name = makers[int(rng.integers(len(makers)))]
+    if name == "autoencoder":
+        if reconstruct is None:
+            raise ConfigError("the autoencoder pseudo-fake needs a trained auto-encoder (the trainer trains one)")
+        return reconstruct(image, rng)
     if name == "sbi-landmarks":
         return blend(image, rng, (locate or face_landmarks)(image))[0]
     return MAKERS[name](image, rng)

@@ -30,11 +30,12 @@ from torch.utils.data import DataLoader
 
 from dfdetect.config import TrainConfig, save_config
 from dfdetect.conventions import DEFAULT_THRESHOLD, epoch_seed
+from dfdetect.data.autoencoder import Reconstructor, autoencoder_for
 from dfdetect.data.dataset import EpochSampler, FaceDataset, make_loader, stratified_fraction
 from dfdetect.data.discovery import BadFile, Sample, class_counts, load_split, write_bad_files
 from dfdetect.data.gpu_pipeline import BatchAugment, CachedBatches, DecodedImages, cache_bytes
 from dfdetect.data.landmarks import landmarks_for
-from dfdetect.data.pseudo_fakes import parse_makers
+from dfdetect.data.pseudo_fakes import Maker, parse_makers
 from dfdetect.data.transforms import Preprocessing, build_eval_transform, build_train_transform
 from dfdetect.engine.checkpoint import (
     InitialWeights,
@@ -170,6 +171,7 @@ def build_loader(
     context: DistributedContext,
     train: bool,
     landmarks: Mapping[Path, np.ndarray | None] | None = None,
+    reconstruct: Maker | None = None,
 ) -> DataLoader:
     """The training (augmented, shuffled, seeded) or validation loader; this rank's shard of a global batch.
 
@@ -211,6 +213,7 @@ def build_loader(
         config.pseudo_fake_p,
         landmarks,
         balance_sharpness_p=config.augment.balance_sharpness_p if train else 0.0,
+        reconstruct=reconstruct if train else None,
     )
     workers = default_workers(config.workers)
     logger.info("input (%s): PIL decoding in %d DataLoader worker(s)", split, workers)
@@ -235,6 +238,19 @@ def training_landmarks(
     reals = [sample.path for sample in samples if sample.label == 1]
     with main_process_first(context or DistributedContext()):
         return landmarks_for(reals, config.landmarks or run.landmarks, config.data, config.max_image_pixels)
+
+
+def training_autoencoder(
+    config: TrainConfig, samples: list[Sample], run: RunFolder, context: DistributedContext | None = None
+) -> Reconstructor | None:
+    """With `--pseudo-fakes autoencoder`, the maker that rebuilds faces with an auto-encoder trained on Train's
+    real faces, once (data/autoencoder.py); under torchrun rank 0 trains it and the other ranks read its file."""
+    if "autoencoder" not in parse_makers(config.pseudo_fakes):
+        return None
+    reals = [sample.path for sample in samples if sample.label == 1]
+    file = config.autoencoder or run.autoencoder
+    with main_process_first(context or DistributedContext()):
+        return Reconstructor(autoencoder_for(reals, file, config.max_image_pixels, default_workers(config.workers)))
 
 
 def input_pipeline(config: TrainConfig, device: torch.device, count: int, size: int) -> str:
@@ -507,7 +523,8 @@ def fit(
     bf16 = use_bf16(config.precision, device)
     place_model(model, device, bf16)
     landmarks = training_landmarks(config, data.train, run, context)
-    train_loader = build_loader(data.train, model.preprocessing, config, device, context, True, landmarks)
+    reconstruct = training_autoencoder(config, data.train, run, context)
+    train_loader = build_loader(data.train, model.preprocessing, config, device, context, True, landmarks, reconstruct)
     validation_loader = build_loader(data.validation, model.preprocessing, config, device, context, train=False)
     train_sampler: EpochSampler = train_loader.sampler  # type: ignore[assignment]
     optimizer = build_optimizer(model, config)
