@@ -6,7 +6,7 @@ Real faces from Train/Real of `--data` (any folder of face crops will do); witho
 (no face in them: `sbi-landmarks` then pays MTCNN's search and falls back to the ellipse). Prints a Markdown table:
 milliseconds per image, median of `--repeats` passes over the images. The last row is `sbi-landmarks` as training
 runs it: with each face's landmarks found once beforehand (data/landmarks.py), so the time is the blend's alone.
-`--autoencoder FILE` adds a row for the `autoencoder` maker with that trained network (data/autoencoder.py).
+`--autoencoder FILE` adds rows for the `autoencoder` makers with that trained network (data/autoencoder.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from dfdetect.data.autoencoder import Reconstructor
-from dfdetect.data.pseudo_fakes import MAKERS, Maker, face_landmarks, make_pseudo_fake
+from dfdetect.data.pseudo_fakes import MAKERS, TRAINED, Maker, face_landmarks, make_pseudo_fake
 
 
 def faces(data: Path | None, count: int) -> list[np.ndarray]:
@@ -51,7 +51,9 @@ def main() -> None:
     cost = milliseconds(with_stored_landmarks, images, args.repeats)
     print(f"| sbi-landmarks, landmarks found once before training | {cost:.1f} |")
     if args.autoencoder is not None:
-        print(f"| autoencoder | {milliseconds(Reconstructor(args.autoencoder), images, args.repeats):.1f} |")
+        for name in TRAINED:
+            make = Reconstructor(args.autoencoder, sharp=name == "autoencoder-sharp")
+            print(f"| {name} | {milliseconds(make, images, args.repeats):.1f} |")
 
 
 def milliseconds(make: Maker, images: list[np.ndarray], repeats: int) -> float:

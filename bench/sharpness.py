@@ -1,7 +1,8 @@
 """Is sharpness a shortcut? How well a face's sharpness alone tells Real from Fake in each set, how the detectors'
 scores follow it, what resampling every face through a lower resolution does, and what training-time sharpness
 balancing (`--set augment.balance_sharpness_p=P`) leaves of the cue on Train (docs/results.md, section 18), and
-how sharp each pseudo-fake maker's fakes are against the reals they were made from (`--pseudo-fakes`, section 21).
+how sharp each pseudo-fake maker's fakes are against the reals they were made from (`--pseudo-fakes`, section 21;
+`--autoencoder FILE` for the `autoencoder` maker, section 30).
 
     python bench/sharpness.py --data dfdc-val=../shared/data/dfdc-faces/Validation \
         --data lfw-faceswap=../shared/data/lfw-faceswap --data stylegan2-lfw=../shared/data/stylegan2-lfw \
@@ -23,9 +24,10 @@ import numpy as np
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
+from dfdetect.data.autoencoder import Reconstructor
 from dfdetect.data.discovery import list_samples
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
-from dfdetect.data.pseudo_fakes import make_pseudo_fake, parse_makers
+from dfdetect.data.pseudo_fakes import TRAINED, make_pseudo_fake, parse_makers
 from dfdetect.data.sharpness import balance_sharpness, laplacian_variance
 from dfdetect.faces import FaceCropper
 from dfdetect.reporting.tables import markdown_table
@@ -67,6 +69,7 @@ def main() -> None:
     parser.add_argument(
         "--pseudo-fakes", default="", help="comma-separated makers: how sharp their pseudo-fakes of Train's reals are"
     )
+    parser.add_argument("--autoencoder", type=Path, help="the trained auto-encoder the `autoencoder` maker uses")
     args = parser.parse_args()
 
     sides = [None] + [int(side) for side in args.resample.split(",") if side]
@@ -122,9 +125,12 @@ def main() -> None:
         if args.pseudo_fakes:  # Train's sampled reals against pseudo-fakes made from them, and against its fakes
             reals = originals[: args.sample]
             candidates = {"the set's own fakes": originals[args.sample :]}
+            trained = {}
+            if args.autoencoder:
+                trained = {name: Reconstructor(args.autoencoder, name == "autoencoder-sharp") for name in TRAINED}
             for maker in parse_makers(args.pseudo_fakes):
                 generator = np.random.default_rng(1)
-                made = [make_pseudo_fake(np.asarray(real), [maker], generator) for real in reals]
+                made = [make_pseudo_fake(np.asarray(real), [maker], generator, trained=trained) for real in reals]
                 candidates[f"`{maker}` pseudo-fakes"] = [Image.fromarray(image) for image in made]
             rows = []
             for name, fakes in candidates.items():

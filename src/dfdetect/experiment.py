@@ -27,7 +27,7 @@ from dfdetect.conventions import VERSION as __version__
 from dfdetect.data.autoencoder import Reconstructor
 from dfdetect.data.discovery import list_samples, split_folder
 from dfdetect.data.images import load_rgb
-from dfdetect.data.pseudo_fakes import make_pseudo_fake, parse_makers
+from dfdetect.data.pseudo_fakes import TRAINED, make_pseudo_fake, parse_makers
 from dfdetect.engine.loops import Progress, no_progress
 from dfdetect.engine.trainer import fit
 from dfdetect.evaluation import calibrate_checkpoint, score_split, write_evaluation
@@ -215,13 +215,17 @@ def most_confidently_wrong(outcome: ModelOutcome, count: int = 8) -> list[int]:
     return wrong[np.argsort(-confidence_in_wrong[wrong])][:count].tolist()
 
 
-def run_reconstructor(outcomes: list[ModelOutcome], configs: dict[str, TrainConfig]) -> Reconstructor | None:
-    """The auto-encoder an arm with `autoencoder` pseudo-fakes trained on (or was given), for the figure."""
+def run_reconstructors(outcomes: list[ModelOutcome], configs: dict[str, TrainConfig]) -> dict[str, Reconstructor]:
+    """The auto-encoder makers of the arms that trained with them, on the auto-encoder each trained (or was given),
+    for the figure."""
+    found = {}
     for outcome in outcomes:
         config = configs[outcome.model]
-        if "autoencoder" in parse_makers(config.pseudo_fakes):
-            return Reconstructor(config.autoencoder or RunFolder(outcome.run_dir).autoencoder)
-    return None
+        for name in parse_makers(config.pseudo_fakes):
+            if name in TRAINED and name not in found:
+                file = config.autoencoder or RunFolder(outcome.run_dir).autoencoder
+                found[name] = Reconstructor(file, sharp=name == "autoencoder-sharp")
+    return found
 
 
 def build_report(
@@ -281,8 +285,8 @@ def build_report(
     makers = list(dict.fromkeys(name for c in configs.values() for name in parse_makers(c.pseudo_fakes)))
     if makers:
         reals = [thumbnail(sample.path) for sample in examples[:4]]
-        reconstruct = run_reconstructor(outcomes, configs)
-        images = reals + [make_pseudo_fake(real, [maker], np.random.default_rng(i), reconstruct=reconstruct)
+        trained = run_reconstructors(outcomes, configs)
+        images = reals + [make_pseudo_fake(real, [maker], np.random.default_rng(i), trained=trained)
                           for maker in makers for i, real in enumerate(reals)]  # fmt: skip
         captions = ["real"] * 4 + [f"pseudo-fake: {maker}" for maker in makers for _ in reals]
         report.figure(

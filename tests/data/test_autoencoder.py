@@ -21,6 +21,7 @@ from dfdetect.data.autoencoder import (
 )
 from dfdetect.data.discovery import list_samples
 from dfdetect.data.pseudo_fakes import make_pseudo_fake, parse_makers
+from dfdetect.data.sharpness import laplacian_variance
 from dfdetect.data.synthetic import make_synthetic_dataset
 from dfdetect.engine.trainer import fit
 from dfdetect.errors import CheckpointError, ConfigError
@@ -81,6 +82,18 @@ def test_the_maker_keeps_shape_dtype_and_is_seeded(autoencoder_file: Path, face:
     assert 0.45 < weakest < 1.05  # the reconstruction's share lies in [0.5, 1]
 
 
+def test_the_sharp_variant_keeps_the_real_face_s_sharpness(autoencoder_file: Path, face: np.ndarray) -> None:
+    soft, sharp = Reconstructor(autoencoder_file), Reconstructor(autoencoder_file, sharp=True)
+    for seed in range(3):
+        rebuilt = soft(face, np.random.default_rng(seed))
+        assert laplacian_variance(rebuilt) < 0.8 * laplacian_variance(face)  # the decoder loses detail
+        made = sharp(face, np.random.default_rng(seed))
+        assert made.shape == face.shape and made.dtype == np.uint8
+        assert abs(laplacian_variance(made) / laplacian_variance(face) - 1) < 0.05
+        assert np.abs(made.astype(int) - face.astype(int)).mean() > 1  # still not the real face
+        np.testing.assert_array_equal(made, sharp(face, np.random.default_rng(seed)))
+
+
 def test_the_decoder_leaves_a_periodic_trace(autoencoder_file: Path, face: np.ndarray) -> None:
     def nyquist_peak(image: np.ndarray) -> float:
         grey = image.astype(float).mean(axis=2)
@@ -125,9 +138,11 @@ def test_the_file_is_trained_once_then_read(tiny_dataset: Path, tmp_path: Path) 
 
 
 def test_the_maker_is_named_and_needs_its_network(face: np.ndarray) -> None:
-    assert parse_makers("sbi,autoencoder") == ["sbi", "autoencoder"]
-    with pytest.raises(ConfigError, match="needs a trained auto-encoder"):
+    assert parse_makers("sbi,autoencoder,autoencoder-sharp") == ["sbi", "autoencoder", "autoencoder-sharp"]
+    with pytest.raises(ConfigError, match="the autoencoder pseudo-fake needs a trained auto-encoder"):
         make_pseudo_fake(face, ["autoencoder"], np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="the autoencoder-sharp pseudo-fake needs"):
+        make_pseudo_fake(face, ["autoencoder-sharp"], np.random.default_rng(0), trained={"autoencoder": lambda i, r: i})
 
 
 def test_a_model_trained_on_reconstructions_alone_separates_held_out_ones(
@@ -150,5 +165,5 @@ def test_a_model_trained_on_reconstructions_alone_separates_held_out_ones(
     scores = predictor.predict_images(held_out + fakes)
     labels = [1] * len(held_out) + [0] * len(fakes)
     assert roc_auc_score(labels, scores) > 0.9  # it never saw a fake from the dataset, only reconstructions
-    fit(tiny_config(data, tmp_path / "run2", pseudo_fakes="autoencoder"))  # without one: trained into the run
+    fit(tiny_config(data, tmp_path / "run2", pseudo_fakes="autoencoder-sharp"))  # without one: trained into the run
     assert load_autoencoder(RunFolder(tmp_path / "run2").autoencoder)[1]["trained_on"] == 48  # Train's reals only

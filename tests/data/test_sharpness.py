@@ -12,7 +12,7 @@ from PIL import Image
 from dfdetect.config import load_config
 from dfdetect.data.dataset import EpochSampler, FaceDataset
 from dfdetect.data.discovery import list_samples
-from dfdetect.data.sharpness import balance_sharpness, laplacian_variance, sharpen, soften
+from dfdetect.data.sharpness import balance_sharpness, laplacian_variance, match_sharpness, sharpen, soften
 from dfdetect.data.transforms import Preprocessing, build_eval_transform
 from dfdetect.engine.trainer import input_pipeline
 from dfdetect.errors import ConfigError
@@ -45,6 +45,15 @@ def test_reals_are_softened_and_fakes_sharpened(face: np.ndarray) -> None:
         not np.array_equal(balance_sharpness(face, 1, 0.3, np.random.default_rng(seed)), face) for seed in range(200)
     ]
     assert 0.2 < np.mean(changed) < 0.4  # about p of them
+
+
+def test_a_soft_image_is_sharpened_to_a_reference_s_sharpness(face: np.ndarray) -> None:
+    soft = soften(face, np.random.default_rng(0))
+    matched = match_sharpness(soft, face)
+    assert laplacian_variance(soft) < 0.5 * laplacian_variance(face)
+    assert abs(laplacian_variance(matched) / laplacian_variance(face) - 1) < 0.05
+    assert matched.shape == face.shape and matched.dtype == np.uint8
+    assert match_sharpness(face, soft) is face  # already sharper than the reference: untouched
 
 
 def test_the_dataset_balances_only_seeded_training_items(tiny_dataset: Path) -> None:

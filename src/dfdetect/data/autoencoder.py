@@ -17,7 +17,10 @@ weights and, in its safetensors header, its shape and how it was trained; nothin
 
 A pseudo-fake is the face's reconstruction at the face's own size (fully convolutional; reflect-padded to a
 multiple of 8 and cropped back), mixed with the face at a random strength in [0.5, 1] drawn from the maker's
-generator: the same generator state gives the same image.
+generator: the same generator state gives the same image. The decoder does not rebuild the finest detail, so these
+pseudo-fakes are softer than their reals, more so than DFDC's own fakes (docs/results.md, section 30), and would
+teach "the softer face is the fake" (section 18); `autoencoder-sharp` sharpens each one by unsharp masking until its
+Laplacian variance matches the real face's (data.sharpness.match_sharpness), so only the decoder's look is left.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from dfdetect.data.sharpness import match_sharpness
 from dfdetect.errors import CheckpointError, ConfigError
 from dfdetect.stores import atomic_write
 
@@ -90,17 +94,18 @@ def reconstruct(model: FaceAutoencoder, image: np.ndarray) -> np.ndarray:
 
 
 class Reconstructor:
-    """The `autoencoder` pseudo-fake maker: (face, generator) -> face, like the makers in pseudo_fakes.MAKERS.
+    """The `autoencoder` (or, `sharp`, `autoencoder-sharp`) pseudo-fake maker: (face, generator) -> face, like the
+    makers in pseudo_fakes.MAKERS.
 
     It holds the weights file's path and loads the network on first use, so a DataLoader worker (fork or spawn)
     loads its own copy instead of receiving one."""
 
-    def __init__(self, file: Path) -> None:
-        self.file = file
+    def __init__(self, file: Path, sharp: bool = False) -> None:
+        self.file, self.sharp = file, sharp
         self._model: FaceAutoencoder | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"file": self.file, "_model": None}
+        return {"file": self.file, "sharp": self.sharp, "_model": None}
 
     @property
     def model(self) -> FaceAutoencoder:
@@ -111,7 +116,8 @@ class Reconstructor:
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         strength = rng.uniform(*STRENGTH)
         mixed = image + strength * (reconstruct(self.model, image) - image)
-        return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+        made = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+        return match_sharpness(made, image) if self.sharp else made
 
 
 class RandomCrops(Dataset):

@@ -38,7 +38,7 @@ class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         landmarks: Mapping[Path, np.ndarray | None] | None = None,
         crops: Mapping[Path, tuple[int, int, int, int] | None] | None = None,
         balance_sharpness_p: float = 0.0,
-        reconstruct: Maker | None = None,
+        trained: Mapping[str, Maker] | None = None,
     ) -> None:
         self.samples = list(samples)
         self.transform = transform
@@ -47,7 +47,7 @@ class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.landmarks = landmarks or {}  # found once before training (data/landmarks.py); else MTCNN per image
         self.crops = crops or {}  # face boxes found once (faces.FaceCropper); an image without one is used whole
         self.balance_sharpness_p = balance_sharpness_p  # class-conditional, so here and not in the transform
-        self.reconstruct = reconstruct  # the `autoencoder` maker (data/autoencoder.py), trained before training
+        self.trained = trained  # the auto-encoder makers by name (data/autoencoder.py), trained before training
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -78,8 +78,8 @@ class FaceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def pseudo_fake(self, image: np.ndarray, path: Path, generator: np.random.Generator) -> np.ndarray:
         if path in self.landmarks:
             found = self.landmarks[path]
-            return make_pseudo_fake(image, self.pseudo_fakes, generator, lambda _: found, self.reconstruct)
-        return make_pseudo_fake(image, self.pseudo_fakes, generator, reconstruct=self.reconstruct)
+            return make_pseudo_fake(image, self.pseudo_fakes, generator, lambda _: found, self.trained)
+        return make_pseudo_fake(image, self.pseudo_fakes, generator, trained=self.trained)
 
     @property
     def labels(self) -> list[int]:

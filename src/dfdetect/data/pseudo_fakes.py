@@ -13,6 +13,7 @@ forgery leaves rather than one generator's look (`dfdetect train --pseudo-fakes 
   periodic trace to the face at its own resolution, so the pseudo-fake is not softer than the real.
 - `autoencoder`, generator traces from a trained decoder (AutoGAN's own method): the face rebuilt by a small
   auto-encoder trained on real faces only, once per run (data/autoencoder.py); the trainer passes it in.
+  `autoencoder-sharp` sharpens each reconstruction back to its real face's sharpness.
 
 Every maker takes an RGB uint8 (H, W, 3) array and a numpy Generator and returns an array of the same shape and
 dtype: given the same generator state, the same output.
@@ -20,7 +21,7 @@ dtype: given the same generator state, the same output.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -173,8 +174,8 @@ MAKERS: dict[str, Maker] = {
     "upsample": upsample_trace,
     "upsample-sharp": upsample_trace_sharp,
 }
-TRAINED = ("autoencoder",)
-"""Makers that need a network trained before the first epoch (make_pseudo_fake's `reconstruct`)."""
+TRAINED = ("autoencoder", "autoencoder-sharp")
+"""Makers that need a network trained before the first epoch (make_pseudo_fake's `trained`)."""
 
 
 def parse_makers(names: str) -> list[str]:
@@ -191,17 +192,17 @@ def make_pseudo_fake(
     makers: Sequence[str],
     rng: np.random.Generator,
     locate: Callable[[np.ndarray], np.ndarray | None] | None = None,
-    reconstruct: Maker | None = None,
+    trained: Mapping[str, Maker] | None = None,
 ) -> np.ndarray:
     """One of `makers`, drawn with `rng`, applied to a real face. `locate` gives `sbi-landmarks` the face's five
     landmarks (or None): MTCNN by default, a lookup in landmarks found once before training in the trainer
-    (data/landmarks.py); either way the same generator state gives the same image. `reconstruct` is the
-    `autoencoder` maker (data.autoencoder.Reconstructor), which has no default."""
+    (data/landmarks.py); either way the same generator state gives the same image. `trained` holds the makers of
+    TRAINED by name (data.autoencoder.Reconstructor), which have no default."""
     name = makers[int(rng.integers(len(makers)))]
-    if name == "autoencoder":
-        if reconstruct is None:
-            raise ConfigError("the autoencoder pseudo-fake needs a trained auto-encoder (the trainer trains one)")
-        return reconstruct(image, rng)
+    if name in TRAINED:
+        if trained is None or name not in trained:
+            raise ConfigError(f"the {name} pseudo-fake needs a trained auto-encoder (the trainer trains one)")
+        return trained[name](image, rng)
     if name == "sbi-landmarks":
         return blend(image, rng, (locate or face_landmarks)(image))[0]
     return MAKERS[name](image, rng)

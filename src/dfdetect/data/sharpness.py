@@ -41,6 +41,29 @@ def sharpen(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.rint(sharpened), 0, 255).astype(np.uint8)
 
 
+MATCH_SIGMA = 1.0
+"""The Gaussian radius of the unsharp masking that match_sharpness applies."""
+
+
+def match_sharpness(image: np.ndarray, reference: np.ndarray, steps: int = 12) -> np.ndarray:
+    """`image` sharpened by unsharp masking (radius MATCH_SIGMA) until its Laplacian variance reaches `reference`'s
+    (bisection on the amount, up to 8); an image already as sharp is returned as it is."""
+    target = laplacian_variance(reference)
+    if laplacian_variance(image) >= target:
+        return image
+    pixels = image.astype(np.float32)
+    detail = pixels - cv2.GaussianBlur(pixels, (0, 0), MATCH_SIGMA)
+
+    def sharpened(amount: float) -> np.ndarray:
+        return np.clip(np.rint(pixels + amount * detail), 0, 255).astype(np.uint8)
+
+    low, high = 0.0, 8.0
+    for _ in range(steps):
+        middle = (low + high) / 2
+        low, high = (middle, high) if laplacian_variance(sharpened(middle)) < target else (low, middle)
+    return sharpened(high)
+
+
 def balance_sharpness(image: np.ndarray, label: int, p: float, rng: np.random.Generator) -> np.ndarray:
     """With probability `p`, a real face (label 1) softened or a fake one (label 0) sharpened; else the image as it
     is. RGB uint8 (H, W, 3) in and out; the same generator state gives the same image."""

@@ -35,7 +35,7 @@ from dfdetect.data.dataset import EpochSampler, FaceDataset, make_loader, strati
 from dfdetect.data.discovery import BadFile, Sample, class_counts, load_split, write_bad_files
 from dfdetect.data.gpu_pipeline import BatchAugment, CachedBatches, DecodedImages, cache_bytes
 from dfdetect.data.landmarks import landmarks_for
-from dfdetect.data.pseudo_fakes import Maker, parse_makers
+from dfdetect.data.pseudo_fakes import TRAINED, Maker, parse_makers
 from dfdetect.data.transforms import Preprocessing, build_eval_transform, build_train_transform
 from dfdetect.engine.checkpoint import (
     InitialWeights,
@@ -171,7 +171,7 @@ def build_loader(
     context: DistributedContext,
     train: bool,
     landmarks: Mapping[Path, np.ndarray | None] | None = None,
-    reconstruct: Maker | None = None,
+    trained: Mapping[str, Maker] | None = None,
 ) -> DataLoader:
     """The training (augmented, shuffled, seeded) or validation loader; this rank's shard of a global batch.
 
@@ -213,7 +213,7 @@ def build_loader(
         config.pseudo_fake_p,
         landmarks,
         balance_sharpness_p=config.augment.balance_sharpness_p if train else 0.0,
-        reconstruct=reconstruct if train else None,
+        trained=trained if train else None,
     )
     workers = default_workers(config.workers)
     logger.info("input (%s): PIL decoding in %d DataLoader worker(s)", split, workers)
@@ -240,17 +240,21 @@ def training_landmarks(
         return landmarks_for(reals, config.landmarks or run.landmarks, config.data, config.max_image_pixels)
 
 
-def training_autoencoder(
+def trained_makers(
     config: TrainConfig, samples: list[Sample], run: RunFolder, context: DistributedContext | None = None
-) -> Reconstructor | None:
-    """With `--pseudo-fakes autoencoder`, the maker that rebuilds faces with an auto-encoder trained on Train's
-    real faces, once (data/autoencoder.py); under torchrun rank 0 trains it and the other ranks read its file."""
-    if "autoencoder" not in parse_makers(config.pseudo_fakes):
-        return None
+) -> dict[str, Maker]:
+    """With `--pseudo-fakes autoencoder` (or `autoencoder-sharp`), the makers that rebuild faces with an auto-encoder
+    trained on Train's real faces, once (data/autoencoder.py); under torchrun rank 0 trains it and the other ranks
+    read its file."""
+    chosen = [name for name in parse_makers(config.pseudo_fakes) if name in TRAINED]
+    if not chosen:
+        return {}
     reals = [sample.path for sample in samples if sample.label == 1]
-    file = config.autoencoder or run.autoencoder
     with main_process_first(context or DistributedContext()):
-        return Reconstructor(autoencoder_for(reals, file, config.max_image_pixels, default_workers(config.workers)))
+        file = autoencoder_for(
+            reals, config.autoencoder or run.autoencoder, config.max_image_pixels, default_workers(config.workers)
+        )
+    return {name: Reconstructor(file, sharp=name == "autoencoder-sharp") for name in chosen}
 
 
 def input_pipeline(config: TrainConfig, device: torch.device, count: int, size: int) -> str:
@@ -523,8 +527,8 @@ def fit(
     bf16 = use_bf16(config.precision, device)
     place_model(model, device, bf16)
     landmarks = training_landmarks(config, data.train, run, context)
-    reconstruct = training_autoencoder(config, data.train, run, context)
-    train_loader = build_loader(data.train, model.preprocessing, config, device, context, True, landmarks, reconstruct)
+    trained = trained_makers(config, data.train, run, context)
+    train_loader = build_loader(data.train, model.preprocessing, config, device, context, True, landmarks, trained)
     validation_loader = build_loader(data.validation, model.preprocessing, config, device, context, train=False)
     train_sampler: EpochSampler = train_loader.sampler  # type: ignore[assignment]
     optimizer = build_optimizer(model, config)
