@@ -5,7 +5,8 @@ Two things are costly to find and never change while an image file does not: the
 (`dfdetect.data.landmarks`, `train --landmarks`). Each is found once and kept in a JSON file
 `{"format": N, <table>: {...}}`. This module holds what the two share: reading such a file back with a clear
 error that names it (and says how to recover), and writing it so that a crash leaves the old file or none.
-No torch here, so `faces` and `landmarks` stay cheap to import.
+It also reads safetensors files (checkpoints, the pseudo-fakes' auto-encoder) with one clear error for a bad one.
+No torch here (safetensors imports it only when a file is read), so `faces` and `landmarks` stay cheap to import.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dfdetect.errors import DatasetError
+from dfdetect.errors import CheckpointError, DatasetError
 
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
@@ -49,3 +50,15 @@ def write_store(file: Path, version: int, content: dict[str, Any]) -> None:
     """Write `{"format": version, **content}` to `file` as JSON, atomically."""
     text = json.dumps({"format": version, **content})
     atomic_write(file, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
+def read_safetensors(file: Path, kind: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """The header metadata and the tensors (torch, on the CPU) of a safetensors `file`; one that cannot be read is a
+    CheckpointError naming it: "FILE: not a readable safetensors KIND (why)"."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(file), framework="pt", device="cpu") as handle:
+            return handle.metadata() or {}, {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"{file}: not a readable safetensors {kind} ({error})") from None

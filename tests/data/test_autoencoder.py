@@ -27,7 +27,7 @@ from dfdetect.engine.trainer import fit
 from dfdetect.errors import CheckpointError, ConfigError
 from dfdetect.run_folder import RunFolder
 from dfdetect.runtime.torch_backend import TorchPredictor
-from tests.conftest import tiny_config
+from tests.conftest import nyquist_peak, tiny_config
 
 EXAMPLE = Path(__file__).parents[1] / "assets" / "examples" / "astronaut.jpg"
 
@@ -95,16 +95,10 @@ def test_the_sharp_variant_keeps_the_real_face_s_sharpness(autoencoder_file: Pat
 
 
 def test_the_decoder_leaves_a_periodic_trace(autoencoder_file: Path, face: np.ndarray) -> None:
-    def nyquist_peak(image: np.ndarray) -> float:
-        grey = image.astype(float).mean(axis=2)
-        spectrum = np.abs(np.fft.fft2(grey - grey.mean()))
-        height, width = spectrum.shape
-        peak = max(spectrum[height // 2, width // 2], spectrum[0, width // 2], spectrum[height // 2, 0])
-        return float(peak / np.median(spectrum))
-
     assert nyquist_peak(face) < 10
     for seed in range(3):
         assert nyquist_peak(Reconstructor(autoencoder_file)(face, np.random.default_rng(seed))) > 20
+        assert nyquist_peak(Reconstructor(autoencoder_file, sharp=True)(face, np.random.default_rng(seed))) > 20
 
 
 def test_the_file_round_trips_and_bad_files_are_named(autoencoder_file: Path, face: np.ndarray, tmp_path: Path) -> None:

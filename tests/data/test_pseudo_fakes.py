@@ -20,7 +20,7 @@ from dfdetect.data.transforms import Preprocessing, build_eval_transform
 from dfdetect.engine.trainer import fit
 from dfdetect.errors import ConfigError
 from dfdetect.runtime.torch_backend import TorchPredictor
-from tests.conftest import tiny_config
+from tests.conftest import nyquist_peak, tiny_config
 
 EXAMPLE = Path(__file__).parents[1] / "assets" / "examples" / "astronaut.jpg"
 
@@ -78,13 +78,6 @@ def test_without_a_face_the_landmark_blend_falls_back_to_the_ellipse() -> None:
 
 
 def test_the_upsampler_leaves_a_periodic_trace(face: np.ndarray) -> None:
-    def nyquist_peak(image: np.ndarray) -> float:
-        grey = image.astype(float).mean(axis=2)
-        spectrum = np.abs(np.fft.fft2(grey - grey.mean()))
-        height, width = spectrum.shape
-        peak = max(spectrum[height // 2, width // 2], spectrum[0, width // 2], spectrum[height // 2, 0])
-        return float(peak / np.median(spectrum))
-
     assert nyquist_peak(face) < 20
     assert nyquist_peak(upsample_trace(face, np.random.default_rng(0))) > 100
     for seed in range(5):  # the sharp variant: the same kind of trace, weaker (its strength is drawn)

@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -42,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from dfdetect.data.sharpness import match_sharpness
 from dfdetect.errors import CheckpointError, ConfigError
-from dfdetect.stores import atomic_write
+from dfdetect.stores import atomic_write, read_safetensors
 
 logger = logging.getLogger(__name__)
 
@@ -225,12 +224,7 @@ def load_autoencoder(file: Path) -> tuple[FaceAutoencoder, dict[str, Any]]:
     """The network (in eval mode) and record stored in `file`; a clear error when it is not such a file."""
     if not file.is_file():
         raise CheckpointError(f"{file}: auto-encoder file not found")
-    try:
-        with safe_open(str(file), framework="pt", device="cpu") as handle:
-            header = handle.metadata() or {}
-            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError) as error:
-        raise CheckpointError(f"{file}: not a readable safetensors file ({error})") from None
+    header, state = read_safetensors(file, "file")
     record = json.loads(header.get(METADATA_KEY, "{}"))
     if record.get("format") != FORMAT:
         raise CheckpointError(f"{file}: not a dfdetect auto-encoder (no {FORMAT} record in its header)")

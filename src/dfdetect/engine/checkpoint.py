@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from dfdetect.conventions import CLASS_NAMES, METADATA_KEY
@@ -23,7 +22,7 @@ from dfdetect.models.ensemble import ENSEMBLE
 from dfdetect.models.router import ROUTED
 from dfdetect.pretrained import shipped_detector, shipped_detectors
 from dfdetect.run_folder import RunFolder
-from dfdetect.stores import atomic_write
+from dfdetect.stores import atomic_write, read_safetensors
 
 STATE_PREFIX = "train_state/"
 
@@ -114,12 +113,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     """Return (model state dict, metadata, training state or None) from a checkpoint file."""
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as handle:
-            header = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError) as error:
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({error})") from None
+    header, tensors = read_safetensors(path, "checkpoint")
     if METADATA_KEY not in header:
         raise CheckpointError(f"{path}: a safetensors file without dfdetect metadata; not a dfdetect checkpoint")
     metadata = json.loads(header[METADATA_KEY])
