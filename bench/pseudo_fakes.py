@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dfdetect.data.autoencoder import Reconstructor
+from dfdetect.data.autoencoder import reconstructors
 from dfdetect.data.pseudo_fakes import MAKERS, TRAINED, Maker, face_landmarks, make_pseudo_fake
 
 
@@ -51,8 +51,7 @@ def main() -> None:
     cost = milliseconds(with_stored_landmarks, images, args.repeats)
     print(f"| sbi-landmarks, landmarks found once before training | {cost:.1f} |")
     if args.autoencoder is not None:
-        for name in TRAINED:
-            make = Reconstructor(args.autoencoder, sharp=name == "autoencoder-sharp")
+        for name, make in reconstructors(args.autoencoder, TRAINED).items():
             print(f"| {name} | {milliseconds(make, images, args.repeats):.1f} |")
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from dfdetect.data.autoencoder import Reconstructor
+from dfdetect.data.autoencoder import reconstructors
 from dfdetect.data.discovery import list_samples
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from dfdetect.data.pseudo_fakes import TRAINED, make_pseudo_fake, parse_makers
@@ -125,9 +125,7 @@ def main() -> None:
         if args.pseudo_fakes:  # Train's sampled reals against pseudo-fakes made from them, and against its fakes
             reals = originals[: args.sample]
             candidates = {"the set's own fakes": originals[args.sample :]}
-            trained = {}
-            if args.autoencoder:
-                trained = {name: Reconstructor(args.autoencoder, name == "autoencoder-sharp") for name in TRAINED}
+            trained = reconstructors(args.autoencoder, TRAINED) if args.autoencoder else {}
             for maker in parse_makers(args.pseudo_fakes):
                 generator = np.random.default_rng(1)
                 made = [make_pseudo_fake(np.asarray(real), [maker], generator, trained=trained) for real in reals]

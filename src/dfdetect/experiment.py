@@ -24,7 +24,7 @@ from PIL import Image
 from dfdetect.config import TrainConfig, build_config, read_yaml
 from dfdetect.conventions import CLASS_NAMES
 from dfdetect.conventions import VERSION as __version__
-from dfdetect.data.autoencoder import Reconstructor
+from dfdetect.data.autoencoder import Reconstructor, reconstructors
 from dfdetect.data.discovery import list_samples, split_folder
 from dfdetect.data.images import load_rgb
 from dfdetect.data.pseudo_fakes import TRAINED, make_pseudo_fake, parse_makers
@@ -218,13 +218,11 @@ def most_confidently_wrong(outcome: ModelOutcome, count: int = 8) -> list[int]:
 def run_reconstructors(outcomes: list[ModelOutcome], configs: dict[str, TrainConfig]) -> dict[str, Reconstructor]:
     """The auto-encoder makers of the arms that trained with them, on the auto-encoder each trained (or was given),
     for the figure."""
-    found = {}
+    found: dict[str, Reconstructor] = {}
     for outcome in outcomes:
         config = configs[outcome.model]
-        for name in parse_makers(config.pseudo_fakes):
-            if name in TRAINED and name not in found:
-                file = config.autoencoder or RunFolder(outcome.run_dir).autoencoder
-                found[name] = Reconstructor(file, sharp=name == "autoencoder-sharp")
+        names = [name for name in parse_makers(config.pseudo_fakes) if name in TRAINED and name not in found]
+        found.update(reconstructors(config.autoencoder or RunFolder(outcome.run_dir).autoencoder, names))
     return found
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,12 @@ class Reconstructor:
         mixed = image + strength * (reconstruct(self.model, image) - image)
         made = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
         return match_sharpness(made, image) if self.sharp else made
+
+
+def reconstructors(file: Path, names: Iterable[str]) -> dict[str, Reconstructor]:
+    """The maker of each named auto-encoder pseudo-fake (`autoencoder`, `autoencoder-sharp`) on the network in
+    `file`."""
+    return {name: Reconstructor(file, sharp=name == "autoencoder-sharp") for name in names}
 
 
 class RandomCrops(Dataset):

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 
 from dfdetect.config import TrainConfig, save_config
 from dfdetect.conventions import DEFAULT_THRESHOLD, epoch_seed
-from dfdetect.data.autoencoder import Reconstructor, autoencoder_for
+from dfdetect.data.autoencoder import autoencoder_for, reconstructors
 from dfdetect.data.dataset import EpochSampler, FaceDataset, make_loader, stratified_fraction
 from dfdetect.data.discovery import BadFile, Sample, class_counts, load_split, write_bad_files
 from dfdetect.data.gpu_pipeline import BatchAugment, CachedBatches, DecodedImages, cache_bytes
@@ -242,7 +242,7 @@ def training_landmarks(
 
 def trained_makers(
     config: TrainConfig, samples: list[Sample], run: RunFolder, context: DistributedContext | None = None
-) -> dict[str, Maker]:
+) -> Mapping[str, Maker]:
     """With `--pseudo-fakes autoencoder` (or `autoencoder-sharp`), the makers that rebuild faces with an auto-encoder
     trained on Train's real faces, once (data/autoencoder.py); under torchrun rank 0 trains it and the other ranks
     read its file."""
@@ -254,7 +254,7 @@ def trained_makers(
         file = autoencoder_for(
             reals, config.autoencoder or run.autoencoder, config.max_image_pixels, default_workers(config.workers)
         )
-    return {name: Reconstructor(file, sharp=name == "autoencoder-sharp") for name in chosen}
+    return reconstructors(file, chosen)
 
 
 def input_pipeline(config: TrainConfig, device: torch.device, count: int, size: int) -> str:
