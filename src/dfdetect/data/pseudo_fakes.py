@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 import cv2
 import numpy as np
 
+from dfdetect.data.sharpness import detail
 from dfdetect.data.synthetic import BILINEAR_KERNEL, checkerboard_kernel, transposed_conv_upsample, upsample_with
 from dfdetect.errors import ConfigError
 
@@ -106,8 +107,7 @@ def jitter_source(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.5:  # a different sharpness (frequency content) inside the blend
         out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.6, 1.4)))
     else:
-        blurred = cv2.GaussianBlur(out, (0, 0), 1.0)
-        out = out + rng.uniform(0.3, 0.8) * (out - blurred)
+        out = out + rng.uniform(0.3, 0.8) * detail(out, 1.0)
     scale = rng.uniform(0.96, 1.04)
     shift = rng.uniform(-0.03, 0.03, 2) * (width, height)
     matrix = np.array([[scale, 0, (1 - scale) * width / 2 + shift[0]], [0, scale, (1 - scale) * height / 2 + shift[1]]])

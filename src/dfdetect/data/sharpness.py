@@ -33,12 +33,21 @@ def soften(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
 
 
+def detail(pixels: np.ndarray, sigma: float) -> np.ndarray:
+    """What unsharp masking adds to float pixels, per unit of amount: the pixels less their Gaussian blur."""
+    return pixels - cv2.GaussianBlur(pixels, (0, 0), sigma)
+
+
+def unsharp(pixels: np.ndarray, detail: np.ndarray, amount: float) -> np.ndarray:
+    """Float pixels plus `amount` times their `detail`, rounded back to uint8."""
+    return np.clip(np.rint(pixels + amount * detail), 0, 255).astype(np.uint8)
+
+
 def sharpen(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Unsharp masking at a random radius and amount."""
     pixels = image.astype(np.float32)
-    blurred = cv2.GaussianBlur(pixels, (0, 0), float(rng.uniform(*SHARPEN_SIGMA)))
-    sharpened = pixels + rng.uniform(*SHARPEN_AMOUNT) * (pixels - blurred)
-    return np.clip(np.rint(sharpened), 0, 255).astype(np.uint8)
+    sigma = float(rng.uniform(*SHARPEN_SIGMA))
+    return unsharp(pixels, detail(pixels, sigma), rng.uniform(*SHARPEN_AMOUNT))
 
 
 MATCH_SIGMA = 1.0
@@ -52,16 +61,12 @@ def match_sharpness(image: np.ndarray, reference: np.ndarray, steps: int = 12) -
     if laplacian_variance(image) >= target:
         return image
     pixels = image.astype(np.float32)
-    detail = pixels - cv2.GaussianBlur(pixels, (0, 0), MATCH_SIGMA)
-
-    def sharpened(amount: float) -> np.ndarray:
-        return np.clip(np.rint(pixels + amount * detail), 0, 255).astype(np.uint8)
-
+    added = detail(pixels, MATCH_SIGMA)
     low, high = 0.0, 8.0
     for _ in range(steps):
         middle = (low + high) / 2
-        low, high = (middle, high) if laplacian_variance(sharpened(middle)) < target else (low, middle)
-    return sharpened(high)
+        low, high = (middle, high) if laplacian_variance(unsharp(pixels, added, middle)) < target else (low, middle)
+    return unsharp(pixels, added, high)
 
 
 def balance_sharpness(image: np.ndarray, label: int, p: float, rng: np.random.Generator) -> np.ndarray:
