@@ -27,7 +27,7 @@ def test_load_predict_explain_export(trained_run: Path, tiny_dataset: Path, tmp_
     assert flagged.noise is not None and flagged.noise > 5 and flagged.caution is not None
     quiet = dfdetect.load(trained_run, runtime="torch", device="cpu", noise_caution=0)
     assert quiet.predict(noisy.astype(np.uint8))[0].caution is None
-    with pytest.raises(ValueError, match="noise_caution=-1"):
+    with pytest.raises(ValueError, match="noise caution -1: give grey levels"):
         dfdetect.load(trained_run, noise_caution=-1)
     assert detector.predict(paths[0])[0].path == str(paths[0])  # a single input is a list of one
 

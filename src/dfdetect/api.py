@@ -150,12 +150,8 @@ def load(
     from dfdetect.pretrained import default_detector_path
     from dfdetect.runtime.factory import load_predictor
 
-    if noise_caution is not None and not noise_caution >= 0:
-        raise ValueError(f"noise_caution={noise_caution}: give grey levels >= 0 (0 turns the caution off)")
     source = Path(model) if model is not None else default_detector_path()
-    predictor = load_predictor(source, runtime=runtime, device=device, threshold=threshold)
-    if noise_caution is not None:
-        predictor.noise_caution = noise_caution
+    predictor = load_predictor(source, runtime=runtime, device=device, threshold=threshold, noise_caution=noise_caution)
     return Detector(predictor, source)
 
 

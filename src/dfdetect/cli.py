@@ -169,16 +169,14 @@ def load_scoring_model(args: argparse.Namespace) -> Any:
     """The predictor --model (or the shipped default), --runtime, --device and --threshold ask for."""
     from dfdetect.runtime import load_predictor
 
-    noise_caution = getattr(args, "noise_caution", None)
-    if noise_caution is not None and not noise_caution >= 0:
-        from dfdetect.errors import ConfigError
-
-        raise ConfigError(f"--noise-caution {noise_caution:g}: give grey levels >= 0 (0 turns the caution off)")
     model = args.model or default_model_path()
-    predictor = load_predictor(model, runtime=args.runtime, device=args.device, threshold=args.threshold)
-    if noise_caution is not None:
-        predictor.noise_caution = noise_caution
-    return predictor
+    return load_predictor(
+        model,
+        runtime=args.runtime,
+        device=args.device,
+        threshold=args.threshold,
+        noise_caution=getattr(args, "noise_caution", None),
+    )
 
 
 def add_noise_caution_option(parser: argparse.ArgumentParser) -> None:

@@ -90,7 +90,7 @@ def test_noisy_inputs_are_flagged_with_their_noise(
     assert main(["predict", "--model", str(trained_run), *images, "--format", "json", "--noise-caution", "0"]) == 0
     assert all(row["caution"] is None for row in json.loads(capsys.readouterr().out))  # 0 turns it off
     assert main(["predict", "--model", str(trained_run), *images, "--noise-caution", "-1"]) == 2
-    assert "--noise-caution -1: give grey levels >= 0" in capsys.readouterr().err
+    assert "noise caution -1: give grey levels >= 0" in capsys.readouterr().err
 
 
 def test_explain_writes_heatmaps(trained_run: Path, tiny_dataset: Path, tmp_path: Path) -> None:

@@ -11,11 +11,18 @@ RUNTIMES = ("auto", "torch", "onnx", "openvino")
 
 
 def load_predictor(
-    model: Path, runtime: str = "auto", device: str = "auto", threshold: float | None = None
+    model: Path,
+    runtime: str = "auto",
+    device: str = "auto",
+    threshold: float | None = None,
+    noise_caution: float | None = None,
 ) -> BasePredictor:
     """A run folder or checkpoint, or an exported .onnx file, on the fastest path that keeps the labels.
 
     threshold: None takes the one `dfdetect calibrate` stored with the model (else 0.5).
+
+    noise_caution: grey levels of estimated noise above which a score gets a caution; None keeps
+    dfdetect.quality.NOISE_CAUTION, 0 turns the caution off.
 
     runtime: torch, onnx (ONNX Runtime, never imports torch), openvino (CPU), or auto: ONNX Runtime for .onnx
     files; for checkpoints OpenVINO when scoring on the CPU and it is installed (the fastest CPU path that passed
@@ -23,6 +30,16 @@ def load_predictor(
     """
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
+    if noise_caution is not None and not noise_caution >= 0:
+        raise ConfigError(f"noise caution {noise_caution:g}: give grey levels >= 0 (0 turns the caution off)")
+    predictor = backend(model, runtime, device, threshold)
+    if noise_caution is not None:
+        predictor.noise_caution = noise_caution
+    return predictor
+
+
+def backend(model: Path, runtime: str, device: str, threshold: float | None) -> BasePredictor:
+    """The predictor of load_predictor's runtime rule (runtime already checked)."""
     if runtime == "onnx" or model.suffix == ".onnx":
         from dfdetect.runtime.onnx_backend import OnnxPredictor
 
