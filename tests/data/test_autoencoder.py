@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from safetensors.torch import save_file
 from sklearn.metrics import roc_auc_score
@@ -66,6 +67,18 @@ def test_training_learns_to_rebuild_real_faces(tiny_dataset: Path) -> None:
         train_autoencoder(real_faces(tiny_dataset), size=30)
     with pytest.raises(ConfigError, match="no real faces"):
         train_autoencoder([])
+
+
+def test_training_is_seeded(tiny_dataset: Path) -> None:
+    def weights(seed: int) -> list[torch.Tensor]:
+        model, _ = train_autoencoder(
+            real_faces(tiny_dataset), size=32, epochs=2, batch_size=8, width=8, code=16, seed=seed
+        )
+        return list(model.state_dict().values())
+
+    first, again, other = weights(0), weights(0), weights(1)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
 
 
 def test_the_maker_keeps_shape_dtype_and_is_seeded(autoencoder_file: Path, face: np.ndarray) -> None:

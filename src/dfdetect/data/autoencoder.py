@@ -38,6 +38,7 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from dfdetect.data.dataset import EpochSampler
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from dfdetect.data.sharpness import match_sharpness
 from dfdetect.errors import CheckpointError, ConfigError
@@ -126,23 +127,24 @@ def reconstructors(file: Path, names: Iterable[str]) -> dict[str, Reconstructor]
 
 
 class RandomCrops(Dataset):
-    """Random square crops of the given images, as [0, 1] tensors (smaller images are resized up first)."""
+    """Random square crops of the given images, as [0, 1] tensors (smaller images are resized up first), read at
+    the (index, seed) keys of a seeded EpochSampler: the seed places the crop."""
 
-    def __init__(self, paths: Sequence[Path], size: int, seed: int, max_pixels: int) -> None:
-        self.paths, self.size, self.seed, self.max_pixels = list(paths), size, seed, max_pixels
+    def __init__(self, paths: Sequence[Path], size: int, max_pixels: int) -> None:
+        self.paths, self.size, self.max_pixels = list(paths), size, max_pixels
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, key: tuple[int, int]) -> torch.Tensor:
-        index, epoch = key
+        index, seed = key
         image = load_rgb(self.paths[index], max_pixels=self.max_pixels)
         if min(image.size) < self.size:
             scale = self.size / min(image.size)
             image = image.resize(
                 (max(self.size, round(image.width * scale)), max(self.size, round(image.height * scale)))
             )
-        rng = np.random.default_rng([self.seed, epoch, index])
+        rng = np.random.default_rng(seed)
         left = int(rng.integers(image.width - self.size + 1))
         top = int(rng.integers(image.height - self.size + 1))
         crop = np.asarray(image.crop((left, top, left + self.size, top + self.size)))
@@ -170,15 +172,15 @@ def train_autoencoder(
         raise ConfigError(f"autoencoder: crop size {size} must be a positive multiple of {STRIDE}")
     torch.manual_seed(seed)
     model = FaceAutoencoder(width, code)
-    crops = RandomCrops(paths, size, seed, max_pixels)
+    crops = RandomCrops(paths, size, max_pixels)
+    sampler = EpochSampler(len(crops), shuffle=True, seed=seed, seeded=True)
+    loader = DataLoader(crops, batch_size=batch_size, sampler=sampler, num_workers=workers)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * -(-len(crops) // batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     started, losses = time.perf_counter(), []
     for epoch in range(epochs):
-        order = np.random.default_rng([seed, epoch]).permutation(len(crops))
-        keys = [(int(index), epoch) for index in order]
-        loader = DataLoader(_Keyed(crops, keys), batch_size=batch_size, num_workers=workers)
+        sampler.set_epoch(epoch)
         total, count = 0.0, 0
         for batch in loader:
             loss = (model(batch) - batch).abs().mean()
@@ -203,19 +205,6 @@ def train_autoencoder(
         "l1_per_epoch": [round(value, 5) for value in losses],
     }
     return model, record
-
-
-class _Keyed(Dataset):
-    """`dataset` read at the given (index, epoch) keys, in that order."""
-
-    def __init__(self, dataset: RandomCrops, keys: list[tuple[int, int]]) -> None:
-        self.dataset, self.keys = dataset, keys
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def __getitem__(self, position: int) -> torch.Tensor:
-        return self.dataset[self.keys[position]]
 
 
 def save_autoencoder(file: Path, model: FaceAutoencoder, record: dict[str, Any]) -> None:
