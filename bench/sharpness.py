@@ -9,9 +9,9 @@ how sharp each pseudo-fake maker's fakes are against the reals they were made fr
         --model dfdc-lite0 --resample 96,64 --train ../shared/data/dfdc-faces/Train --balance 0,0.2,0.3
 
 Each image is framed as `dfdetect evaluate` frames it by default (auto: a loosely framed photo is cut to its largest
-face). Sharpness is the variance of the Laplacian of the framed face resized to 128 px; "sharpness AUC" ranks by it
-with Real as the positive class (above 0.5: the sharper face tends to be the real one). No timings: the numbers do
-not depend on what else runs.
+face), or as `--crop-mode always --face-margin M` ask. Sharpness is the variance of the Laplacian of the framed face
+resized to 128 px; "sharpness AUC" ranks by it with Real as the positive class (above 0.5: the sharper face tends to
+be the real one). No timings: the numbers do not depend on what else runs.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dfdetect.data.discovery import list_samples
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from dfdetect.data.pseudo_fakes import TRAINED, make_pseudo_fake, parse_makers
 from dfdetect.data.sharpness import balance_sharpness, laplacian_variance
-from dfdetect.faces import FaceCropper
+from dfdetect.faces import DEFAULT_MARGIN, FaceCropper
 from dfdetect.reporting.tables import markdown_table
 from dfdetect.runtime.factory import load_predictor
 
@@ -37,11 +37,14 @@ SIZE = 128
 """Side the framed face is resized to before its sharpness is measured."""
 
 
-def framed_faces(folder: Path, faces_file: Path | None = None) -> tuple[list[Image.Image], np.ndarray]:
-    """Every image of a Real/Fake folder framed the default way, and its labels (1 = Real); `faces_file`: faces
-    found before (`dfdetect evaluate --faces-file`)."""
+def framed_faces(
+    folder: Path, faces_file: Path | None = None, mode: str = "auto", margin: float = DEFAULT_MARGIN
+) -> tuple[list[Image.Image], np.ndarray]:
+    """Every image of a Real/Fake folder framed as `evaluate` frames it (default: auto, the default margin), and
+    its labels (1 = Real); `faces_file`: faces found before (`dfdetect evaluate --faces-file`)."""
     samples = list_samples(folder)
-    boxes = FaceCropper(mode="auto", faces_file=faces_file).boxes_of([s.path for s in samples], DEFAULT_MAX_PIXELS)
+    cropper = FaceCropper(mode=mode, margin=margin, faces_file=faces_file)
+    boxes = cropper.boxes_of([s.path for s in samples], DEFAULT_MAX_PIXELS)
     images = []
     for sample in samples:
         image, box = load_rgb(sample.path), boxes[sample.path]
@@ -70,13 +73,16 @@ def main() -> None:
         "--pseudo-fakes", default="", help="comma-separated makers: how sharp their pseudo-fakes of Train's reals are"
     )
     parser.add_argument("--autoencoder", type=Path, help="the trained auto-encoder the `autoencoder` maker uses")
+    parser.add_argument("--crop-mode", default="auto", choices=("auto", "always"), help="framing, as in evaluate")
+    parser.add_argument("--face-margin", type=float, default=DEFAULT_MARGIN, help="crop margin, as in evaluate")
+    parser.add_argument("--faces-file", type=Path, help="faces found before (dfdetect evaluate --faces-file)")
     args = parser.parse_args()
 
     sides = [None] + [int(side) for side in args.resample.split(",") if side]
     sets = {}
     for entry in args.data:
         name, _, folder = entry.rpartition("=")
-        sets[name or folder] = framed_faces(Path(folder))
+        sets[name or folder] = framed_faces(Path(folder), args.faces_file, args.crop_mode, args.face_margin)
     sharp = {name: np.array([sharpness(image) for image in images]) for name, (images, _) in sets.items()}
     rows = []
     for name, (images, labels) in sets.items():
