@@ -15,7 +15,7 @@ from PIL import Image
 from dfdetect.cli import main
 from dfdetect.data.dataset import FaceDataset
 from dfdetect.data.discovery import Sample
-from dfdetect.faces import crop_box, detect_faces
+from dfdetect.faces import DEFAULT_MARGIN, crop_box, detect_faces
 from tests.test_faces import scene, skimage_data
 
 FLAGS = ["--device", "cpu", "--workers", "0", "--bootstrap", "0"]
@@ -70,7 +70,7 @@ def test_evaluate_crops_loose_photos_by_default_and_every_face_when_asked(
         scores[mode] = p_real_by_file(per_image)
         if mode == "always":  # `auto` frames the photos from the faces `always` found and kept in the file
             monkeypatch.setattr(faces, "largest_face", None)
-    common = {"detector": "mtcnn", "margin": -0.15, "no_face": 1}
+    common = {"detector": "mtcnn", "margin": DEFAULT_MARGIN, "no_face": 1}
     assert summaries["never"] is None
     assert summaries["always"] == {**common, "mode": "always", "cropped": 4, "already_framed": 0}
     assert summaries["auto"] == {**common, "mode": "auto", "cropped": 3, "already_framed": 1}
@@ -88,7 +88,8 @@ def test_cross_evaluation_states_the_crops(trained_run: Path, tmp_path: Path) ->
     models = ["--model", f"a={trained_run}", "--model", f"b={trained_run}"]
     assert main(["evaluate", *models, "--data", f"photos={data}", "--crop-face", *FLAGS, "--out", str(out)]) == 0
     tables = (out / "tables.md").read_text()
-    assert "Framing `always` (`--crop-face`): all cut to their largest face (mtcnn, margin -0.15" in tables
+    framing = f"Framing `always` (`--crop-face`): all cut to their largest face (mtcnn, margin {DEFAULT_MARGIN:+.2f} of"
+    assert framing in tables
     assert "cut: photos 4/5 (1 without a face)" in tables
     scores = {name: p_real_by_file(out / name / "photos" / "predictions.csv") for name in ("a", "b")}
     assert len(scores["a"]) == 5 and scores["a"] == scores["b"]  # every image's score, the same model twice

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from dfdetect.errors import ConfigError
-from dfdetect.faces import DEFAULT_MARGIN, Face, crop_face, crop_largest_face, detect_faces
+from dfdetect.faces import TRAINING_MARGIN, Face, crop_face, crop_largest_face, detect_faces
 from dfdetect.mtcnn import MTCNN, weights_path
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -88,8 +88,8 @@ def test_a_margin_of_minus_one_half_or_less_is_refused() -> None:
     assert crop_face(Image.new("RGB", (100, 100)), Face((10, 10, 60, 60), 1.0), margin=-0.15).size == (35, 35)
 
 
-def test_the_default_margin_matches_the_training_crops(real_data: Path) -> None:
-    """The DFDC crops the shipped detector learned from are tighter than MTCNN's box: the default crop must be too."""
+def test_the_training_margin_matches_the_training_crops(real_data: Path) -> None:
+    """The DFDC crops the shipped detector learned from are tighter than MTCNN's box; `auto` judges framing by them."""
     ratios = []
     for path in sorted((real_data / "Train" / "Real").glob("*.jpg"))[:30]:
         image = Image.open(path).convert("RGB")
@@ -97,7 +97,7 @@ def test_the_default_margin_matches_the_training_crops(real_data: Path) -> None:
         if faces:
             ratios.append(image.width / faces[0].size)
     assert len(ratios) >= 25
-    assert abs(float(np.median(ratios)) - (1 + 2 * DEFAULT_MARGIN)) < 0.1
+    assert abs(float(np.median(ratios)) - (1 + 2 * TRAINING_MARGIN)) < 0.1
 
 
 def test_face_cropper_finds_each_box_once_and_scores_faceless_images_whole(
@@ -129,6 +129,19 @@ def test_face_cropper_finds_each_box_once_and_scores_faceless_images_whole(
     assert cropper.boxes_of(paths[::-1], max_pixels=10**7) == {path: boxes[path] for path in paths[::-1]}
 
 
+def test_auto_judges_framing_at_the_training_margin_whatever_the_crop_margin() -> None:
+    from dfdetect.faces import AUTO_CROP_BELOW, Detection, FaceCropper, crop_box
+
+    size, face = (320, 300), Face((100, 100, 200, 200), 1.0)  # a 100 px face
+    assert AUTO_CROP_BELOW * min(size) > 100 * (1 + 2 * TRAINING_MARGIN)  # its training-framed crop: loosely framed
+    loose = FaceCropper("auto", margin=0.5)  # a 200 px crop, 0.67 of the side: framed, were it judged at 0.5
+    loose.detections[Path("photo.png")] = Detection(size, face)
+    assert loose.box(Path("photo.png")) == crop_box(size, face, 0.5)
+    filled = FaceCropper("auto", margin=-0.3)  # a face that fills its image stays whole however tight the crop
+    filled.detections[Path("crop.png")] = Detection((120, 120), Face((-20, -20, 140, 140), 1.0))  # as DFDC's
+    assert filled.box(Path("crop.png")) is None
+
+
 def test_faces_file_serves_a_later_cropper_of_any_framing_and_looks_again_only_at_changed_images(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -137,7 +150,7 @@ def test_faces_file_serves_a_later_cropper_of_any_framing_and_looks_again_only_a
 
     paths = [tmp_path / "loose.png", tmp_path / "tight.png", tmp_path / "grey.png"]
     scene(160, 240, 120).save(paths[0])
-    scene(200, 0, 0, size=(220, 220), seed=1).save(paths[1])  # the face fills the image: `auto` leaves it whole
+    scene(280, -30, -30, size=(220, 220), seed=1).save(paths[1])  # the face fills the image: `auto` leaves it whole
     Image.new("RGB", (320, 240), "grey").save(paths[2])
     file = tmp_path / "faces.json"
     first = FaceCropper("always", margin=-0.15, faces_file=file)
@@ -171,7 +184,9 @@ def test_faces_file_serves_a_later_cropper_of_any_framing_and_looks_again_only_a
     searched.clear()
     FaceCropper("always", "haar", faces_file=file).boxes_of(paths[:1], max_pixels=10**7)  # another detector's faces
     assert searched == ["haar"]
-    assert FaceCropper("always", faces_file=file).boxes_of(paths, max_pixels=10**7) == first.boxes_of(paths, 10**7)
+    assert FaceCropper("always", margin=-0.15, faces_file=file).boxes_of(paths, max_pixels=10**7) == first.boxes_of(
+        paths, 10**7
+    )
     assert searched == ["haar"]  # the MTCNN entries survived the haar run's write
 
 

@@ -15,7 +15,7 @@ import yaml
 
 from dfdetect.conventions import TTA_CHOICES
 from dfdetect.data.images import DEFAULT_MAX_PIXELS
-from dfdetect.faces import AUTO_CROP_BELOW, DEFAULT_MARGIN
+from dfdetect.faces import AUTO_CROP_BELOW, DEFAULT_MARGIN, TRAINING_MARGIN
 from dfdetect.run_folder import RunFolder
 
 logger = logging.getLogger("dfdetect")
@@ -133,7 +133,8 @@ def add_face_options(parser: argparse.ArgumentParser, crop: str) -> None:
         "--face-margin",
         type=float,
         default=DEFAULT_MARGIN,
-        help=f"share of the face box added on each side (default {DEFAULT_MARGIN}: as tight as the DFDC crops)",
+        help=f"share of the face box added on each side of the crop (default {DEFAULT_MARGIN}, chosen on other "
+        f"sources; the DFDC training crops are about {TRAINING_MARGIN})",
     )
 
 

@@ -59,7 +59,7 @@ def score_split(
 ) -> Evaluation:
     """Score every image of a split (or of a folder holding Real/Fake, or only one of them) and compute all
     metrics at once; with `bootstrap` resamples, 95% intervals of each metric too (`intervals_95`). With
-    `face_crop`, images are cut to their largest face first, framed like the training crops (`face_crop` in
+    `face_crop`, images are cut to their largest face first, framed around it (`face_crop` in
     the metrics counts the images cut, those already framed like a face crop and those without a face)."""
     folder = split_folder(data, split)
     samples, bad = load_split(data, split, strict=strict, max_pixels=max_pixels, one_class=True)
@@ -211,7 +211,7 @@ def face_crop_note(face_crop: FaceCropper, results: Mapping[str, Mapping[str, Ma
     rule = "loosely framed ones" if face_crop.mode == "auto" else "all"
     return (
         f"Framing `{face_crop.mode}` (`--crop-face`): {rule} cut to their largest face ({face_crop.detector}, "
-        f"margin {face_crop.margin:+.2f} of the box on each side, as the training crops) before scoring, the rest "
+        f"margin {face_crop.margin:+.2f} of the box on each side) before scoring, the rest "
         f"scored as they are; cut: {', '.join(counts)}."
     )
 

@@ -1,9 +1,12 @@
 """Face finding and cropping for in-the-wild photos: MTCNN (default) or OpenCV's bundled Haar cascade.
 
-Crops match what the detectors were trained on (dfdetect's DFDC crops): the face box grown or shrunk by a margin
-on each side, made square around the box's centre, clipped at the image's border; the model's own preprocessing
-then resizes it. The DFDC crops are tight: a crop's side is 0.71 of the MTCNN box found in it (median over 80
-Train crops, docs/results.md section 7), so the default margin is -0.15 (side = 0.7 x the box).
+A crop is the face box grown or shrunk by a margin on each side, made square around the box's centre, clipped at the
+image's border; the model's own preprocessing then resizes it. The DFDC crops the detectors learned from are
+tight: a crop's side is 0.71 of the MTCNN box found in it (median over 80 Train crops, docs/results.md section 7),
+so `auto` framing judges an image against that framing (TRAINING_MARGIN, -0.15). The crop it then scores is a
+little looser (DEFAULT_MARGIN, -0.10: side = 0.8 x the box), chosen on other sources' photos (section 31; likely
+reasons, not measured: MTCNN may see a face cut off by a DFDC crop's border as larger than it is, and a tighter crop
+cuts away more of a swapped face's edge, where the blending is).
 bench/face_detectors.py measures both detectors.
 """
 
@@ -29,8 +32,14 @@ logger = logging.getLogger(__name__)
 DETECTORS = ("mtcnn", "haar")
 DEFAULT_DETECTOR = "mtcnn"
 """Found more faces with fewer false detections than the Haar cascade (docs/results.md, face detectors)."""
-DEFAULT_MARGIN = -0.15
-"""Share of the face box added on each side (negative: the crop is tighter than the box), as in the training crops."""
+TRAINING_MARGIN = -0.15
+"""The training crops' framing in MTCNN's terms: a DFDC crop's side is 0.7 of the box MTCNN finds in it (section 7).
+`auto` judges whether an image is framed like them at this margin, whatever margin the crop is cut at."""
+DEFAULT_MARGIN = -0.10
+"""Share of the face box added on each side of the crop that is scored (negative: tighter than the box). Chosen on
+lfw-faceswap's photos, the other source whose reals and fakes share a resolution: AUC 0.511 at -0.25, 0.867 at
+-0.15, 0.918 at -0.10 and -0.05, 0.876 at 0.05 (the default detector; of the tied two, -0.10 is the more accurate
+at the shipped threshold; docs/results.md section 31)."""
 
 CROP_MODES = ("auto", "always", "never")
 """How an image is framed before scoring: `auto` cuts a loosely framed photo to its faces and scores a face crop as
@@ -135,9 +144,9 @@ def largest_face(image: Image.Image, detector: str = DEFAULT_DETECTOR) -> Face |
     return faces[0] if faces else None
 
 
-def is_loosely_framed(image: Image.Image | Size, face: Face, margin: float = DEFAULT_MARGIN) -> bool:
+def is_loosely_framed(image: Image.Image | Size, face: Face) -> bool:
     """Whether the image shows much more than the face's training-framed crop (`auto` then cuts it)."""
-    left, top, right, bottom = crop_box(image, face, margin)
+    left, top, right, bottom = crop_box(image, face, TRAINING_MARGIN)
     return max(right - left, bottom - top) < AUTO_CROP_BELOW * min(image_size(image))
 
 
@@ -147,11 +156,11 @@ def check_crop_mode(mode: str) -> str:
     return mode
 
 
-def cuts(image: Image.Image | Size, face: Face | None, mode: str, margin: float = DEFAULT_MARGIN) -> bool:
+def cuts(image: Image.Image | Size, face: Face | None, mode: str) -> bool:
     """Whether framing `mode` cuts `image` to its largest `face` (None: no face found, nothing to cut)."""
     if face is None or check_crop_mode(mode) == "never":
         return False
-    return mode == "always" or is_loosely_framed(image, face, margin)
+    return mode == "always" or is_loosely_framed(image, face)
 
 
 def crop_largest_face(
@@ -274,7 +283,7 @@ class FaceCropper:
 
     def box(self, path: Path) -> CropBox | None:
         detection = self.detections.get(path)
-        if detection is None or not cuts(detection.size, detection.face, self.mode, self.margin):
+        if detection is None or not cuts(detection.size, detection.face, self.mode):
             return None
         assert detection.face is not None  # cuts() is False without a face
         return crop_box(detection.size, detection.face, self.margin)

@@ -62,14 +62,13 @@ def frame(
     image: Image.Image,
     mode: str = "auto",
     detector: str = DEFAULT_DETECTOR,
-    margin: float = DEFAULT_MARGIN,
     min_face: int = DEFAULT_MIN_FACE,
 ) -> tuple[list[Face], bool]:
     """The faces found in `image` (largest first) and whether they are to be cut out and scored one by one (else
     the image is scored as it is): always when there is a face in `always` mode, for loosely framed photos in
     `auto` mode, never in `never` mode."""
     faces = detect_faces(image, detector, min_size=min_face) if check_crop_mode(mode) != "never" else []
-    return faces, cuts(image, faces[0] if faces else None, mode, margin)
+    return faces, cuts(image, faces[0] if faces else None, mode)
 
 
 def predict_photo(
@@ -162,7 +161,7 @@ def score_framed(
 ) -> list[Framed]:
     """Frame each image (see `frame`) and score every face cut out, or the image as it is, in one pass. In
     `always` mode an image without a face is scored whole here; callers that treat it as an error check `faces`."""
-    framing = [frame(image, mode, detector, margin, min_face) for image in images]
+    framing = [frame(image, mode, detector, min_face) for image in images]
     pieces = [
         [crop_face(image, face, margin) for face in faces] if cut else [image]
         for image, (faces, cut) in zip(images, framing, strict=True)
