@@ -38,9 +38,9 @@ def detail(pixels: np.ndarray, sigma: float) -> np.ndarray:
     return pixels - cv2.GaussianBlur(pixels, (0, 0), sigma)
 
 
-def unsharp(pixels: np.ndarray, detail: np.ndarray, amount: float) -> np.ndarray:
-    """Float pixels plus `amount` times their `detail`, rounded back to uint8."""
-    return np.clip(np.rint(pixels + amount * detail), 0, 255).astype(np.uint8)
+def unsharp(pixels: np.ndarray, added: np.ndarray, amount: float) -> np.ndarray:
+    """Float pixels plus `amount` times `added` (their `detail`), rounded back to uint8."""
+    return np.clip(np.rint(pixels + amount * added), 0, 255).astype(np.uint8)
 
 
 def sharpen(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

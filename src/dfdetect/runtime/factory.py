@@ -32,13 +32,13 @@ def load_predictor(
         raise ConfigError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
     if noise_caution is not None and not noise_caution >= 0:
         raise ConfigError(f"noise caution {noise_caution:g}: give grey levels >= 0 (0 turns the caution off)")
-    predictor = backend(model, runtime, device, threshold)
+    predictor = _backend(model, runtime, device, threshold)
     if noise_caution is not None:
         predictor.noise_caution = noise_caution
     return predictor
 
 
-def backend(model: Path, runtime: str, device: str, threshold: float | None) -> BasePredictor:
+def _backend(model: Path, runtime: str, device: str, threshold: float | None) -> BasePredictor:
     """The predictor of load_predictor's runtime rule (runtime already checked)."""
     if runtime == "onnx" or model.suffix == ".onnx":
         from dfdetect.runtime.onnx_backend import OnnxPredictor
