@@ -29,6 +29,12 @@ def test_load_predict_explain_export(trained_run: Path, tiny_dataset: Path, tmp_
     assert quiet.predict(noisy.astype(np.uint8))[0].caution is None
     with pytest.raises(ValueError, match="noise caution -1: give grey levels"):
         dfdetect.load(trained_run, noise_caution=-1)
+    tiny = np.asarray(image.resize((4, 4)))  # under the run's 32 px input
+    assert "small input (4 px" in (detector.predict(tiny)[0].caution or "")
+    assert "small input (4 px" in (detector.predict(tiny, crop_face="never")[0].caution or "")
+    assert dfdetect.load(trained_run, runtime="torch", device="cpu", small_caution=0).predict(tiny)[0].caution is None
+    with pytest.raises(ValueError, match="small caution -2: give pixels"):
+        dfdetect.load(trained_run, small_caution=-2)
     assert detector.predict(paths[0])[0].path == str(paths[0])  # a single input is a list of one
 
     explanation = detector.explain(paths[0])

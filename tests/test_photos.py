@@ -54,6 +54,23 @@ def test_every_face_is_scored_and_the_most_fake_decides(tmp_path: Path) -> None:
     assert drawn.size == (640, 400) and (220, 40, 40) in colours  # the most fake face's box, in red
 
 
+def test_a_photos_caution_weighs_the_size_of_the_face_that_decides(tmp_path: Path) -> None:
+    from dfdetect.faces import crop_box
+    from dfdetect.photos import score_framed
+
+    image = Image.open(two_face_photo(tmp_path / "two.png")).convert("RGB")
+    [framed] = score_framed(BrightnessPredictor(), [image], mode="always")
+    sides = [min(right - left, bottom - top) for left, top, right, bottom in (crop_box(image, f) for f in framed.faces)]
+    assert framed.sides.tolist() == sides and sides[0] > sides[1] and framed.decisive_side == sides[1]
+    predictor = BrightnessPredictor()
+    predictor.preprocessing = Preprocessing(input_size=512)  # larger than both faces: the caution is the limit
+    predictor.small_caution = (sides[0] + sides[1]) // 2  # between the two faces
+    photo = predict_photo(predictor, tmp_path / "two.png")
+    assert photo.row["face"] == 1 and photo.row["caution"].startswith(f"small input ({sides[1]} px on its shorter side")
+    predictor.small_caution = sides[1]  # the deciding face's side now just holds
+    assert predict_photo(predictor, tmp_path / "two.png").row["caution"] is None
+
+
 def test_photos_without_faces_or_unreadable_are_error_rows(tmp_path: Path) -> None:
     blank = tmp_path / "blank.png"
     Image.new("RGB", (200, 200), "grey").save(blank)

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from dfdetect.cli import main
+from dfdetect.faces import Face, crop_box
 from dfdetect.quality import noise_sigma
 from dfdetect.video import VideoError, aggregate, predict_video, read_frames
 from tests.conftest import face_frames, write_video
@@ -68,12 +69,14 @@ def test_a_videos_noise_is_its_faces_median_and_noisy_videos_get_a_caution(
     ]
     noisy_clip = write_video(tmp_path / "grainy.mp4", grainy)
     measured: list[float] = []
+    sides: list[int | None] = []
 
     def noise(image: Image.Image) -> float:
         measured.append(noise_sigma(image, 64))
         return measured[-1]
 
-    def caution_of(value: float | None) -> str | None:
+    def caution_of(value: float | None, side: int | None) -> str | None:
+        sides.append(side)
         return None if value is None or value <= 1.5 else f"noisy {value:.2f}"
 
     results = {}
@@ -91,6 +94,11 @@ def test_a_videos_noise_is_its_faces_median_and_noisy_videos_get_a_caution(
         assert results[name].noise == round(float(np.median(measured)), 2)
     assert results["clean"].noise < 1.5 < results["grainy"].noise  # type: ignore[operator]
     assert results["clean"].caution is None and results["grainy"].caution == f"noisy {results['grainy'].noise:.2f}"
+    # with it, the typical face crop's shorter side: the median over the frames of the box cut at the default margin
+    size = Image.fromarray(frames[0]).size
+    for name, side in zip(results, sides, strict=True):
+        crops = [crop_box(size, Face(f.box, 1.0)) for f in results[name].frames if f.box is not None]
+        assert side == int(np.median([min(right - left, bottom - top) for left, top, right, bottom in crops]))
     plain = predict_video(clips["face"], lambda images: np.full(len(images), 0.5), lambda p: "real", frames=3)
     assert plain.noise is None and plain.caution is None and all(frame.noise is None for frame in plain.frames)
 

@@ -92,7 +92,9 @@ class Detector:
             for (index, _), framed in zip(
                 chunk, score_framed(self.predictor, [i for _, i in chunk], crop_face), strict=True
             ):
-                results[index] = self.predictor.prediction(f"<image {index}>", framed.verdict, framed.decisive_noise)
+                results[index] = self.predictor.prediction(
+                    f"<image {index}>", framed.verdict, framed.decisive_noise, framed.decisive_side
+                )
         return [result for result in results if result is not None]
 
     def explain(self, image: ImageInput) -> Explanation:
@@ -106,7 +108,9 @@ class Detector:
         name = str(image) if isinstance(image, str | Path) else "<image>"
         picture = load_rgb(Path(image)) if isinstance(image, str | Path) else as_image(image)
         heatmaps, p_real = gradcam_heatmaps(self.predictor, [picture])
-        prediction = self.predictor.prediction(name, float(p_real[0]), self.predictor.input_noise(picture))
+        prediction = self.predictor.prediction(
+            name, float(p_real[0]), self.predictor.input_noise(picture), min(picture.size)
+        )
         return Explanation(prediction, heatmaps[0], overlay(picture, heatmaps[0]))
 
     def export(self, path: str | Path, opset: int = 17) -> Path:
@@ -143,15 +147,24 @@ def load(
     device: str = "auto",
     threshold: float | None = None,
     noise_caution: float | None = None,
+    small_caution: int | None = None,
 ) -> Detector:
     """A detector from a shipped detector's name (default: the shipped default), a run folder, a checkpoint
-    or an exported .onnx file; `runtime` as in `dfdetect predict --runtime`; `noise_caution` as in its
-    `--noise-caution` (default: dfdetect.quality.NOISE_CAUTION; 0 turns the caution off)."""
+    or an exported .onnx file; `runtime` as in `dfdetect predict --runtime`; `noise_caution` and
+    `small_caution` as in its `--noise-caution` and `--small-caution` (defaults: dfdetect.quality.NOISE_CAUTION
+    and SMALL_CAUTION; 0 turns a caution off)."""
     from dfdetect.pretrained import default_detector_path
     from dfdetect.runtime.factory import load_predictor
 
     source = Path(model) if model is not None else default_detector_path()
-    predictor = load_predictor(source, runtime=runtime, device=device, threshold=threshold, noise_caution=noise_caution)
+    predictor = load_predictor(
+        source,
+        runtime=runtime,
+        device=device,
+        threshold=threshold,
+        noise_caution=noise_caution,
+        small_caution=small_caution,
+    )
     return Detector(predictor, source)
 
 

@@ -177,11 +177,12 @@ def load_scoring_model(args: argparse.Namespace) -> Any:
         device=args.device,
         threshold=args.threshold,
         noise_caution=getattr(args, "noise_caution", None),
+        small_caution=getattr(args, "small_caution", None),
     )
 
 
-def add_noise_caution_option(parser: argparse.ArgumentParser) -> None:
-    from dfdetect.quality import NOISE_CAUTION
+def add_caution_options(parser: argparse.ArgumentParser) -> None:
+    from dfdetect.quality import NOISE_CAUTION, SMALL_CAUTION
 
     parser.add_argument(
         "--noise-caution",
@@ -189,6 +190,14 @@ def add_noise_caution_option(parser: argparse.ArgumentParser) -> None:
         metavar="SIGMA",
         help="flag scores of inputs with more estimated noise than this many grey levels (default: "
         f"{NOISE_CAUTION:g}, where the default detector was measured unreliable; 0 turns it off)",
+    )
+    parser.add_argument(
+        "--small-caution",
+        type=int,
+        metavar="PX",
+        help="flag scores of images (or faces cut from them) whose shorter side is under this many pixels, or under "
+        f"the network's input size if smaller (default: {SMALL_CAUTION}, below which the shipped detectors were "
+        "measured unreliable; 0 turns it off)",
     )
 
 
@@ -494,6 +503,14 @@ def command_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def caution_marks(caution: str, noise: float | None) -> str:
+    """The table's short mark of a caution: `small`, `noise 3.2`, or both."""
+    parts = caution.split("; ")
+    marks = ["small" for part in parts if part.startswith("small input")]
+    marks += [f"noise {noise:.1f}" for part in parts if part.startswith("noisy input") and noise is not None]
+    return ", ".join(marks)
+
+
 def format_predictions(rows: list[dict[str, Any]], fmt: str) -> str:
     """table, csv, json or jsonl text for prediction rows (Prediction.to_dict(), and video rows with their
     frames_read, faces_found and aggregate)."""
@@ -530,11 +547,11 @@ def format_predictions(rows: list[dict[str, Any]], fmt: str) -> str:
         elif row.get("face") is not None:
             line += f"  ({row['faces_found']} face(s); face #{row['face']} decides)"
         if row.get("caution"):
-            line += f"  ! noise {row['noise']:.1f}"
+            line += "  ! " + caution_marks(row["caution"], row["noise"])
         lines.append(line)
     cautions = [row["caution"] for row in rows if row.get("caution")]
     if cautions:
-        lines.append(f"! {len(cautions)} noisy input(s), e.g. {cautions[0]}")
+        lines.append(f"! {len(cautions)} input(s) with a caution, e.g. {cautions[0]}")
     return "\n".join(lines) + "\n"
 
 
@@ -776,7 +793,7 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", help="score images and videos: files, folders (recursive) or globs; one row each"
     )
     add_scoring_options(predict)
-    add_noise_caution_option(predict)
+    add_caution_options(predict)
     predict.add_argument("paths", nargs="+", metavar="PATH")
     predict.add_argument(
         "--format", choices=("table", "csv", "json", "jsonl"), help="default: table on a terminal, csv otherwise"
@@ -811,7 +828,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="HTTP API and web page over a trained detector")
     add_scoring_options(serve)
-    add_noise_caution_option(serve)
+    add_caution_options(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max-upload-mb", type=float, default=10.0)

@@ -134,6 +134,8 @@ class Framed:
     p_real: np.ndarray
     noise: np.ndarray
     """Estimated noise of each piece scored (dfdetect.quality), in the order of p_real."""
+    sides: np.ndarray
+    """Shorter side of each piece scored (pixels, before the network's resize), in the order of p_real."""
 
     @property
     def decisive(self) -> int:
@@ -149,6 +151,11 @@ class Framed:
     def decisive_noise(self) -> float:
         """Estimated noise of the piece that decides."""
         return float(self.noise[self.decisive])
+
+    @property
+    def decisive_side(self) -> int:
+        """Shorter side of the piece that decides (pixels)."""
+        return int(self.sides[self.decisive])
 
 
 def score_framed(
@@ -170,14 +177,20 @@ def score_framed(
     scores = iter(predictor.predict_images(flat) if flat else [])
     noise = iter([predictor.input_noise(piece) for piece in flat])
     return [
-        Framed(faces, cut, np.array([next(scores) for _ in group]), np.array([next(noise) for _ in group]))
+        Framed(
+            faces,
+            cut,
+            np.array([next(scores) for _ in group]),
+            np.array([next(noise) for _ in group]),
+            np.array([min(piece.size) for piece in group]),
+        )
         for (faces, cut), group in zip(framing, pieces, strict=True)
     ]
 
 
 def photo_prediction(predictor: BasePredictor, path: Path, framed: Framed) -> PhotoPrediction:
     """The photo's row: the most fake face's verdict when its faces were cut out, else the whole image's."""
-    verdict = predictor.prediction(str(path), framed.verdict, framed.decisive_noise)
+    verdict = predictor.prediction(str(path), framed.verdict, framed.decisive_noise, framed.decisive_side)
     row = {**verdict.to_dict(), "faces_found": len(framed.faces)}
     if not framed.cut:
         return PhotoPrediction({**row, "face": None, "box": None})

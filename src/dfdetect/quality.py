@@ -1,4 +1,5 @@
-"""How noisy an input is, as the network sees it: a cue for when a detector's score deserves less trust.
+"""How noisy and how small an input is, as the network sees it: cues for when a detector's score deserves less
+trust.
 
 Detectors that learned up-sampling traces read fine noise as a trace of a generator: Gaussian noise of one grey
 level takes the default detector's accuracy on DFDC Validation from 0.894 to 0.615 (two: 0.541), most real faces
@@ -10,8 +11,9 @@ estimate too, so it measures "noise-like fine detail", which is what the network
 
 `predict`, the Python API and `serve` report it for every image or face they score (`noise`; a video's is the
 median of its faces'), and flag the score (`caution`) when it exceeds the limit measured for the default detector
-(`NOISE_CAUTION`). `dfdetect route` (dfdetect.models.router) acts on it: noisier inputs go to a noise-robust
-network.
+(`NOISE_CAUTION`), or when what was scored is smaller than the shipped detectors were measured reliable down to
+(`SMALL_CAUTION`: a tiny image or face, brought up to the network's input, carries little detail to read).
+`dfdetect route` (dfdetect.models.router) acts on the noise: noisier inputs go to a noise-robust network.
 """
 
 from __future__ import annotations
@@ -25,6 +27,21 @@ NOISE_CAUTION = 1.0
 """Estimated noise (grey levels, at the network's input size) from which on the default detector's accuracy on
 DFDC Validation lies more than 0.05 below its clean accuracy (docs/results.md section 28; clean DFDC faces measure
 0.26-0.69): `predict`, `serve` and the Python API flag the scores of noisier inputs."""
+
+SMALL_CAUTION = 48
+"""Shorter side (pixels, of the image or of the face cut from it, before the network's resize) below which a score
+deserves a caution. DFDC Validation's faces brought down to 48 px cost the default detector (224 px input) 0.039 of
+its full-size accuracy and to 40 px 0.055, and cost `dfdc-lite0` (128 px input) 0.051 and 0.071: what breaks is how
+many pixels the face has, not how far the resize brings it up (docs/results.md section 32, bench/small_inputs.py).
+`predict`, `serve` and the Python API flag the scores of smaller inputs; a network whose own input is smaller only
+those below its input size (`small_limit`)."""
+
+
+def small_limit(caution: int, input_size: int) -> int:
+    """The shorter side below which a network with `input_size` px inputs flags a score: the caution's, or its own
+    input size when that is smaller (an input as large as the network's own has lost nothing to the resize)."""
+    return min(caution, input_size)
+
 
 _MASK = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
 NOISE_SCALE = math.sqrt(math.pi / 2) / 6

@@ -171,12 +171,13 @@ def predict_video(
     max_seconds: float = 60.0,
     name: str | None = None,
     noise: Callable[[Image.Image], float] | None = None,
-    caution_of: Callable[[float | None], str | None] | None = None,
+    caution_of: Callable[[float | None, int | None], str | None] | None = None,
 ) -> VideoPrediction:
     """Read, find and follow the face, score each frame's face with `score` (images -> P(Real)), aggregate.
     `name` replaces the path in the result and its errors (an upload saved to a temporary file). With `noise`
     (image -> estimated noise, a predictor's `input_noise`), each scored face's noise is measured and the video's
-    is their median (the typical frame's); `caution_of` (a predictor's) turns it into the video's caution."""
+    is their median (the typical frame's); `caution_of` (a predictor's) turns it, and the median face crop's
+    shorter side, into the video's caution."""
     name = name or str(path)
     try:
         decoded = read_frames(path, frames, max_seconds=max_seconds)
@@ -205,7 +206,8 @@ def predict_video(
         frame = results[position]
         results[position] = FrameScore(frame.frame, frame.seconds, frame.box, float(1 - value), face_noise)
     p_fake = aggregate([1 - float(v) for v in p_real], how)
-    caution = caution_of(typical) if caution_of is not None else None
+    side = int(np.median([min(crop.size) for _, crop in crops]))
+    caution = caution_of(typical, side) if caution_of is not None else None
     label = label_of(1 - p_fake)
     return VideoPrediction(
         name, len(decoded), len(crops), label, p_fake, how, noise=typical, caution=caution, frames=results

@@ -16,6 +16,7 @@ from dfdetect.errors import CheckpointError
 from dfdetect.evaluation import score_split
 from dfdetect.metrics import bootstrap_intervals
 from dfdetect.pretrained.release import model_card, package_detector, split_report
+from dfdetect.quality import SMALL_CAUTION
 from dfdetect.runtime import load_predictor
 from dfdetect.runtime.torch_backend import TorchPredictor
 
@@ -47,6 +48,7 @@ def test_packaged_weights_are_fp16_with_release_metadata(packaged: Path) -> None
     assert json.loads(packaged.with_suffix(".json").read_text())["release"] == release
     card = model_card(release)
     assert card.startswith("# Model card: tiny 0.1.0") and "0 = Fake, 1 = Real" in card
+    assert f"under {SMALL_CAUTION} px on their shorter side with a `caution`" in card
     test = release["evaluation"]["Test"]["metrics"]
     assert f"{test['auc']:.3f} [" in card and all(path.name in card for path in EXAMPLES)
 

@@ -13,13 +13,17 @@ from dfdetect.runtime import expand_paths, preprocess_numpy
 from dfdetect.runtime.torch_backend import TorchPredictor
 
 
-def test_expand_paths_files_folders_globs(tiny_dataset: Path, tmp_path: Path) -> None:
+def test_expand_paths_files_folders_globs(tiny_dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     folder = tiny_dataset / "Test"
     found = expand_paths([str(folder)])
     assert len(found) == 24 and all(p.suffix == ".jpg" for p in found)
     assert len(expand_paths([str(folder / "Real" / "*.jpg")])) == 12
     missing = tmp_path / "missing.jpg"
     assert expand_paths([str(missing), str(missing)]) == [missing]  # kept once, reported later
+    (tmp_path / "notes.txt").write_text("not a picture")
+    with caplog.at_level("INFO", logger="dfdetect.runtime.base"):
+        assert expand_paths([str(tmp_path)]) == []
+    assert f"{tmp_path}: skipped 1 file(s) that are not .avi" in caplog.text and "e.g. notes.txt" in caplog.text
 
 
 def test_predict_paths_keeps_order_and_reports_bad_files(trained_run: Path, tiny_dataset: Path, tmp_path: Path) -> None:
@@ -86,11 +90,41 @@ def test_noisy_inputs_are_flagged_with_their_noise(
         assert smooth_row["noise"] < 1 and smooth_row["caution"] is None
         assert noisy_row["noise"] > 5 and "noisy input" in noisy_row["caution"]
     assert main(["predict", "--model", str(trained_run), *images, "--format", "table"]) == 0
-    assert "! 1 noisy input(s)" in capsys.readouterr().out
+    assert "! noise " in (out := capsys.readouterr().out) and "! 1 input(s) with a caution, e.g. noisy input" in out
     assert main(["predict", "--model", str(trained_run), *images, "--format", "json", "--noise-caution", "0"]) == 0
     assert all(row["caution"] is None for row in json.loads(capsys.readouterr().out))  # 0 turns it off
     assert main(["predict", "--model", str(trained_run), *images, "--noise-caution", "-1"]) == 2
     assert "noise caution -1: give grey levels >= 0" in capsys.readouterr().err
+
+
+def test_small_inputs_are_flagged(trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    y, x = np.mgrid[0:32, 0:32] / 32
+    smooth = Image.fromarray((np.stack([x, y, (x + y) / 2], axis=-1) * 200 + 20).astype(np.uint8))
+    for side in (32, 8, 4):  # the run's input is 32 px, under the default 48: its own size is the limit
+        smooth.resize((side, side), Image.Resampling.BICUBIC).save(tmp_path / f"side{side}.png")
+    images = [str(tmp_path / f"side{side}.png") for side in (32, 8, 4)]
+
+    def cautions(*flags: str) -> list[str | None]:
+        assert main(["predict", "--model", str(trained_run), *images, "--format", "json", *flags]) == 0
+        return [row["caution"] for row in json.loads(capsys.readouterr().out)]
+
+    for framing in ([], ["--no-crop-face"]):
+        full, eight, four = cautions(*framing)
+        assert full is None and eight is not None and eight.startswith("small input (8 px on its shorter side < 32 px)")
+        assert four == (
+            "small input (4 px on its shorter side < 32 px): brought up to the network's 32 px it carries little "
+            "detail to read, so the score is less reliable"
+        )
+    assert cautions("--small-caution", "6")[:2] == [None, None]
+    assert "(4 px on its shorter side < 6 px)" in (cautions("--small-caution", "6")[2] or "")
+    noisy_too = cautions("--noise-caution", "0.001")[2]  # both cautions, joined
+    assert noisy_too is not None and noisy_too.startswith(four + "; noisy input (estimated noise")
+    assert cautions("--small-caution", "0") == [None] * 3  # 0 turns it off
+    assert main(["predict", "--model", str(trained_run), *images, "--format", "table", "--noise-caution", "0.001"]) == 0
+    table = capsys.readouterr().out
+    assert "! small, noise " in table and "! 3 input(s) with a caution, e.g. noisy input" in table
+    assert main(["predict", "--model", str(trained_run), *images, "--small-caution", "-1"]) == 2
+    assert "small caution -1: give pixels >= 0" in capsys.readouterr().err
 
 
 def test_explain_writes_heatmaps(trained_run: Path, tiny_dataset: Path, tmp_path: Path) -> None:

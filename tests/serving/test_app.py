@@ -49,7 +49,7 @@ def test_health_model_and_page(client: TestClient) -> None:
     assert info["model"] == "own_cnn" and info["parameters"] == 4_853_569 and info["explain"] is True
     assert info["preprocessing"]["input_size"] == 32 and info["labels"] == {"0": "Fake", "1": "Real"}
     assert info["validation_metrics"]["val_loss"] > 0
-    assert info["noise_caution"] == 1.0 and info["noise_routing"] is None
+    assert info["noise_caution"] == 1.0 and info["noise_routing"] is None and info["small_caution"] == 48
     page = client.get("/")
     assert page.status_code == 200 and "/v1/predict" in page.text and "heatmap" in page.text
     assert client.get("/docs").status_code == 200 and "/v1/predict" in client.get("/openapi.json").text
@@ -68,7 +68,7 @@ def test_predict_one_and_many(client: TestClient) -> None:
         assert result["label"] == ("real" if result["p_real"] >= 0.5 else "fake")
 
 
-def test_noisy_uploads_carry_a_caution(client: TestClient) -> None:
+def test_noisy_and_small_uploads_carry_a_caution(client: TestClient) -> None:
     y, x = np.mgrid[0:32, 0:32] / 32
     smooth = Image.fromarray((np.stack([x, y, x], axis=-1) * 200 + 20).astype(np.uint8))
     buffer = io.BytesIO()
@@ -77,9 +77,13 @@ def test_noisy_uploads_carry_a_caution(client: TestClient) -> None:
         ("files", ("noisy.jpg", jpeg(), "image/jpeg")),
         ("files", ("smooth.png", buffer.getvalue(), "image/png")),
     ]
-    noisy, calm = client.post("/v1/predict", files=uploads).json()["results"]
+    small = io.BytesIO()
+    smooth.resize((4, 4)).save(small, "PNG")  # under the run's 32 px input
+    uploads.append(("files", ("small.png", small.getvalue(), "image/png")))
+    noisy, calm, tiny = client.post("/v1/predict", files=uploads).json()["results"]
     assert noisy["noise"] > 5 and "noisy input" in noisy["caution"]
     assert calm["noise"] < 1 and calm["caution"] is None
+    assert tiny["caution"].startswith("small input (4 px on its shorter side < 32 px): brought up to the network's")
 
 
 def test_photos_are_framed_like_predict(trained_run: Path) -> None:

@@ -102,6 +102,7 @@ def package_detector(
 def model_card(release: dict[str, Any], extra: str = "") -> str:
     """The model card (Markdown) of a packaged detector, from its release metadata; `extra` is appended."""
     from dfdetect.metrics import format_interval
+    from dfdetect.quality import SMALL_CAUTION
     from dfdetect.reporting.tables import LABEL_NOTE, markdown_table
 
     rows = []
@@ -195,6 +196,9 @@ person reviewing what it flags. Not for deciding anything about a person on its 
 - Its score can follow a face's **sharpness** (in DFDC swapped faces are a little softer, so the sharper face
   looks more real): a real face blown up from a small photo may look more fake, a downscaled generated face more
   real (docs/results.md, section 18; sections 22 and 24 measure it for the shipped detectors).
+- **Small faces** carry little detail for it to read: `predict`, `serve` and the Python API flag inputs (or cut
+  faces) under {SMALL_CAUTION} px on their shorter side with a `caution` (the limit measured for the shipped
+  detectors; docs/results.md, section 32).
 - Probabilities are calibrated on DFDC Validation; on other data they are only as good as that match.
 
 ## Check it

@@ -20,7 +20,7 @@ from dfdetect.data.images import DEFAULT_MAX_PIXELS, MEDIA_EXTENSIONS, RESAMPLIN
 from dfdetect.errors import DfdetectError
 from dfdetect.preprocessing import Preprocessing
 from dfdetect.pretrained import release_label
-from dfdetect.quality import NOISE_CAUTION, noise_sigma
+from dfdetect.quality import NOISE_CAUTION, SMALL_CAUTION, noise_sigma, small_limit
 
 logger = logging.getLogger(__name__)
 
@@ -49,20 +49,24 @@ class Prediction:
     noise: float | None = None
     """Estimated noise of the scored image (or face) at the network's input size, grey levels (dfdetect.quality)."""
     caution: str | None = None
-    """Why this score deserves less trust (a noisy input), or None."""
+    """Why this score deserves less trust (a noisy or a small input), or None."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def expand_paths(arguments: Sequence[str]) -> list[Path]:
-    """Files as given, folders searched recursively for images and videos, globs expanded; order kept, duplicates
-    dropped."""
+    """Files as given, folders searched recursively for images and videos (other files skipped, and logged),
+    globs expanded; order kept, duplicates dropped."""
     found: list[Path] = []
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS)
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            found += [p for p in files if p.suffix.lower() in MEDIA_EXTENSIONS]
+            if skipped := [p.name for p in files if p.suffix.lower() not in MEDIA_EXTENSIONS]:
+                kinds = ", ".join(sorted(MEDIA_EXTENSIONS))
+                logger.info("%s: skipped %d file(s) that are not %s, e.g. %s", path, len(skipped), kinds, skipped[0])
         elif any(char in argument for char in "*?["):
             found += sorted(Path(p) for p in glob.glob(argument, recursive=True) if Path(p).is_file())
         else:
@@ -91,6 +95,9 @@ class BasePredictor(ABC):
     supports_explain: bool = False
     noise_caution: float = NOISE_CAUTION
     """Scores of inputs with more estimated noise than this (grey levels) get a caution; 0 turns it off."""
+    small_caution: int = SMALL_CAUTION
+    """Scores of inputs with a shorter side under this (pixels; under the input size, if smaller) get a caution; 0
+    turns it off."""
 
     @abstractmethod
     def score_images(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -129,10 +136,22 @@ class BasePredictor(ABC):
         resample = RESAMPLING.get(self.preprocessing.interpolation, Image.Resampling.BILINEAR)
         return noise_sigma(image, self.preprocessing.input_size, resample)
 
-    def caution_of(self, noise: float | None) -> str | None:
-        """The caution for a score of an input with this much estimated noise, or None."""
-        if noise is None or not self.noise_caution or noise <= self.noise_caution:
-            return None
+    def caution_of(self, noise: float | None, side: int | None = None) -> str | None:
+        """Why a score deserves less trust, or None: its input's estimated noise above `noise_caution`, its shorter
+        side (pixels, before the network's resize) under `small_caution` (`dfdetect.quality.small_limit`), or both,
+        joined by "; "."""
+        cautions = []
+        limit = small_limit(self.small_caution, self.preprocessing.input_size)
+        if side is not None and side < limit:
+            cautions.append(
+                f"small input ({side} px on its shorter side < {limit} px): brought up to the network's "
+                f"{self.preprocessing.input_size} px it carries little detail to read, so the score is less reliable"
+            )
+        if noise is not None and self.noise_caution and noise > self.noise_caution:
+            cautions.append(self._noisy_caution(noise))
+        return "; ".join(cautions) or None
+
+    def _noisy_caution(self, noise: float) -> str:
         noisy = f"noisy input (estimated noise {noise:.1f} > {self.noise_caution:g} grey levels)"
         routing = self.noise_routing
         if routing and noise > routing["noise_limit"]:
@@ -140,8 +159,9 @@ class BasePredictor(ABC):
             return f"{noisy}: scored by {fallback}, the network that holds against noise but knows fewer sources"
         return f"{noisy}: detectors read noise as a generator's trace, so the score may lean fake"
 
-    def prediction(self, name: str, p_real: float, noise: float | None = None) -> Prediction:
-        """The row of one scored input; `noise`: its estimated noise (`input_noise`), when measured."""
+    def prediction(self, name: str, p_real: float, noise: float | None = None, side: int | None = None) -> Prediction:
+        """The row of one scored input; `noise`: its estimated noise (`input_noise`), when measured; `side`: the
+        shorter side of what was scored (the image or the face cut from it), in pixels, when known."""
         return Prediction(
             name,
             self.label_of(p_real),
@@ -150,7 +170,7 @@ class BasePredictor(ABC):
             model=self.model_label,
             calibrated=self.is_calibrated,
             noise=None if noise is None else round(noise, 2),
-            caution=self.caution_of(noise),
+            caution=self.caution_of(noise, side),
         )
 
     def failure(self, name: str, message: str) -> Prediction:
@@ -182,7 +202,9 @@ class BasePredictor(ABC):
         def flush() -> None:
             scores = self.predict_images([image for _, image in pending])
             for (index, image), p_real in zip(pending, scores, strict=True):
-                results[index] = self.prediction(str(paths[index]), float(p_real), self.input_noise(image))
+                results[index] = self.prediction(
+                    str(paths[index]), float(p_real), self.input_noise(image), min(image.size)
+                )
             pending.clear()
 
         for index, path in enumerate(paths):
@@ -219,6 +241,7 @@ class BasePredictor(ABC):
             "test_metrics": self.metadata.get("test_metrics"),
             "epoch": self.metadata.get("epoch"),
             "noise_caution": self.noise_caution,
+            "small_caution": self.small_caution,
             "noise_routing": self.noise_routing,
         }
 

@@ -16,6 +16,7 @@ def load_predictor(
     device: str = "auto",
     threshold: float | None = None,
     noise_caution: float | None = None,
+    small_caution: int | None = None,
 ) -> BasePredictor:
     """A run folder or checkpoint, or an exported .onnx file, on the fastest path that keeps the labels.
 
@@ -23,6 +24,9 @@ def load_predictor(
 
     noise_caution: grey levels of estimated noise above which a score gets a caution; None keeps
     dfdetect.quality.NOISE_CAUTION, 0 turns the caution off.
+
+    small_caution: shorter side (pixels) below which a score gets a caution; None keeps
+    dfdetect.quality.SMALL_CAUTION, 0 turns the caution off.
 
     runtime: torch, onnx (ONNX Runtime, never imports torch), openvino (CPU), or auto: ONNX Runtime for .onnx
     files; for checkpoints OpenVINO when scoring on the CPU and it is installed (the fastest CPU path that passed
@@ -32,9 +36,13 @@ def load_predictor(
         raise ConfigError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
     if noise_caution is not None and not noise_caution >= 0:
         raise ConfigError(f"noise caution {noise_caution:g}: give grey levels >= 0 (0 turns the caution off)")
+    if small_caution is not None and not small_caution >= 0:
+        raise ConfigError(f"small caution {small_caution}: give pixels >= 0 (0 turns the caution off)")
     predictor = _backend(model, runtime, device, threshold)
     if noise_caution is not None:
         predictor.noise_caution = noise_caution
+    if small_caution is not None:
+        predictor.small_caution = small_caution
     return predictor
 
 

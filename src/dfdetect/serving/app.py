@@ -237,7 +237,7 @@ def create_app(
                 images, score_framed(predictor, [i for _, i in images], *framing), strict=True
             ):
                 row = predictor.prediction(
-                    uploads[index][0].filename or "upload", framed.verdict, framed.decisive_noise
+                    uploads[index][0].filename or "upload", framed.verdict, framed.decisive_noise, framed.decisive_side
                 )
                 scored = {key: value for key, value in row.to_dict().items() if key in SCORED_FIELDS}
                 results[index] = PredictionResult(
