@@ -1,7 +1,9 @@
 """Down to what size does a detector's score deserve trust? Brings every image of a labelled set down to a
 smaller side (bicubic, antialiased, as a camera or a resize would have made it small), hands the small image to
 the predictor as `predict` would (its preprocessing brings it back up to the input size), and prints accuracy at
-the detector's threshold, AUC, recall on each class and mean p_fake per side (docs/results.md, section 32):
+the detector's threshold, AUC, recall on each class and mean p_fake per side, and 1 - EER: the recall on each
+class at the threshold that makes the two equal, refitted to that side's own scores (so about what a threshold
+that followed the input's size could recover at most; docs/results.md, section 32):
 
     python bench/small_inputs.py --model dfdc-lite0-ens --data ../shared/data/dfdc-faces --split Validation \
         --sides 224,112,64,48,40,32,24,16,8
@@ -83,12 +85,13 @@ def main() -> None:
                 f"{m['sensitivity']:.3f}",
                 f"{m['specificity']:.3f}",
                 f"{np.mean(1 - p_real):.2f}",
+                f"{1 - m['eer']:.3f}",
             ]
         )
         print(f"side {side} done", file=sys.stderr, flush=True)
 
     print(f"{predictor.model_label} on {args.data}/{args.split}, threshold {threshold:.3f} (0 = Fake, 1 = Real)\n")
-    head = ["shorter side (px)", "accuracy", "AUC", "recall on Real", "recall on Fake", "mean p_fake"]
+    head = ["shorter side (px)", "accuracy", "AUC", "recall on Real", "recall on Fake", "mean p_fake", "1 - EER"]
     print(markdown_table(head, rows))
     limit = suggested_limit(sides, accuracies, args.drop)
     print(f"\nsuggested limit: {limit} px (the sides below it more than {args.drop} below the first side's accuracy); ")

@@ -578,7 +578,7 @@ def video_rows(predictor: Any, videos: list[Path], args: argparse.Namespace) -> 
 
 
 def write_per_face(photos: list[Any], path: Path) -> None:
-    """CSV: one row per face scored: photo, face index (largest first), box, p_fake, estimated noise."""
+    """CSV: one row per face scored: photo, face index (largest first), box, p_fake, estimated noise, caution."""
     import csv
 
     from dfdetect.photos import box_text
@@ -586,11 +586,12 @@ def write_per_face(photos: list[Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "face", "box", "p_fake", "noise"])
+        writer.writerow(["path", "face", "box", "p_fake", "noise", "caution"])
         for photo in photos:
             for face in photo.faces:
                 noise = "" if face.noise is None else f"{face.noise:.2f}"
-                writer.writerow([photo.row["path"], face.face, box_text(face.box), f"{face.p_fake:.6f}", noise])
+                score = f"{face.p_fake:.6f}"
+                writer.writerow([photo.row["path"], face.face, box_text(face.box), score, noise, face.caution or ""])
 
 
 def write_per_frame(videos: list[Any], path: Path) -> None:
@@ -806,7 +807,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--per-face",
         type=Path,
         metavar="FILE",
-        help="photos cut to their faces: every face's box, score and noise (CSV)",
+        help="photos cut to their faces: every face's box, score, noise and caution (CSV)",
     )
     predict.add_argument("--frames", type=int, default=32, help="videos: frames read, evenly spaced")
     predict.add_argument(

@@ -38,12 +38,13 @@ DEFAULT_MIN_FACE = 32
 
 @dataclass(frozen=True)
 class FaceScore:
-    """One face of a photo: its index (largest first), box, p_fake and estimated noise (grey levels)."""
+    """One face of a photo: its index (largest first), box, p_fake, estimated noise (grey levels) and caution."""
 
     face: int
     box: tuple[float, float, float, float]
     p_fake: float
     noise: float | None = None
+    caution: str | None = None
 
 
 @dataclass
@@ -195,8 +196,10 @@ def photo_prediction(predictor: BasePredictor, path: Path, framed: Framed) -> Ph
     if not framed.cut:
         return PhotoPrediction({**row, "face": None, "box": None})
     scores = [
-        FaceScore(index, face.box, float(1 - p), round(float(noise), 2))
-        for index, (face, p, noise) in enumerate(zip(framed.faces, framed.p_real, framed.noise, strict=True))
+        FaceScore(index, face.box, float(1 - p), round(float(noise), 2), predictor.caution_of(noise, int(side)))
+        for index, (face, p, noise, side) in enumerate(
+            zip(framed.faces, framed.p_real, framed.noise, framed.sides, strict=True)
+        )
     ]
     box = box_text(framed.faces[framed.decisive].box)
     return PhotoPrediction({**row, "face": framed.decisive, "box": box}, scores)
