@@ -94,8 +94,8 @@ def main() -> None:
     head = ["shorter side (px)", "accuracy", "AUC", "recall on Real", "recall on Fake", "mean p_fake", "1 - EER"]
     print(markdown_table(head, rows))
     limit = suggested_limit(sides, accuracies, args.drop)
-    print(f"\nsuggested limit: {limit} px (the sides below it more than {args.drop} below the first side's accuracy); ")
-    print(f"dfdetect.quality.SMALL_CAUTION is {SMALL_CAUTION} px")
+    reason = f"the sides below it more than {args.drop} below the first side's accuracy"
+    print(f"\nsuggested limit: {limit} px ({reason}); dfdetect.quality.SMALL_CAUTION is {SMALL_CAUTION} px")
 
 
 if __name__ == "__main__":
