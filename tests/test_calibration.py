@@ -48,8 +48,18 @@ def test_threshold_policies_on_hand_made_scores() -> None:
     # At 0.6: one real called fake (1/5) and one fake called real (0.65: 1/5): equal error rates.
     assert threshold_for("eer", labels, scores) == 0.6
     assert threshold_for("balanced", labels, scores) == 0.6  # 4/5 right on each class, the best here
+    assert threshold_for("cost:1", labels, scores) == threshold_for("balanced", labels, scores)
+    # A real face called fake costs 4: at 0.2 no real is called fake and 4 of 5 fakes are called real
+    # (4 * 0 + 4/5), cheaper than 0.6 (4 * 1/5 + 1/5) or 0.1 (every fake called real).
+    assert threshold_for("cost:4", labels, scores) == 0.2
+    # A fake face called real costs 3 times more: at 0.7 every fake is called fake and 2 of 5 reals are called
+    # fake (2/5 / 3 + 0), cheaper than 0.6 or 0.65 (1/5 / 3 + 1/5).
+    assert threshold_for("cost:0.3333", labels, scores) == 0.7
     with pytest.raises(ValueError, match="unknown threshold policy"):
         threshold_for("youden", labels, scores)
+    for bad in ("cost:0", "cost:-1", "cost:inf", "cost:two", "fpr:x"):
+        with pytest.raises(ValueError, match=f"threshold policy '{bad}'"):
+            threshold_for(bad, labels, scores)
     with pytest.raises(ValueError, match="both real and fake"):
         threshold_for("eer", np.ones(3, dtype=int), np.array([0.2, 0.5, 0.9]))
 
@@ -58,11 +68,13 @@ def test_calibrate_reports_every_policy_and_the_one_used() -> None:
     labels, scores = over_confident()
     calibration = calibrate(labels, scores, policy="fpr:0.01")
     assert calibration.policy == "fpr:0.01" and calibration.threshold == calibration.thresholds["fpr:0.01"]
-    assert set(calibration.thresholds) == {"0.5", "eer", "balanced", "fpr:0.01"}
+    assert set(calibration.thresholds) == {"0.5", "eer", "balanced", "fpr:0.01", "cost:2"}
     assert calibration.ece_after < calibration.ece_before
 
 
-def test_calibration_is_stored_used_and_exported(trained_run: Path, tiny_dataset: Path, tmp_path: Path) -> None:
+def test_calibration_is_stored_used_and_exported(
+    trained_run: Path, tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     with pytest.raises(ConfigError, match="never on Test"):
@@ -77,7 +89,17 @@ def test_calibration_is_stored_used_and_exported(trained_run: Path, tiny_dataset
     assert predictor.temperature == stored["temperature"] and predictor.threshold == stored["threshold"]
     assert predictor.describe()["calibrated"] and predictor.threshold_policy == "balanced"
     assert TorchPredictor.from_checkpoint(run, device="cpu", threshold=0.3).threshold == 0.3  # --threshold wins
+    other = TorchPredictor.from_checkpoint(run, device="cpu", threshold="cost:2")  # another stored policy, by name
+    assert (other.threshold, other.threshold_policy) == (stored["thresholds"]["cost:2"], "cost:2")
+    with pytest.raises(ConfigError, match=r"'cost:7'.*it stores 0.5, eer, balanced, fpr:0.01, cost:2.*--policy cost:7"):
+        TorchPredictor.from_checkpoint(run, device="cpu", threshold="cost:7")
+    with pytest.raises(ConfigError, match="'eer'.*it is not calibrated"):
+        TorchPredictor.from_checkpoint(trained_run, device="cpu", threshold="eer")
     image = sorted((tiny_dataset / "Test" / "Real").glob("*.jpg"))[0]
+    flags = ["--model", str(run), "--device", "cpu", "--format", "json"]
+    assert main(["predict", str(image), *flags, "--threshold", "eer"]) == 0
+    assert main(["predict", str(image), *flags, "--threshold", "youden"]) == 2  # named, not a traceback
+    assert "threshold 'youden': neither a number nor a threshold policy stored" in capsys.readouterr().err
     [result] = predictor.predict_paths([image])
     assert result.calibrated is True
     raw = TorchPredictor.from_checkpoint(trained_run, device="cpu").predict_paths([image])[0]
@@ -87,11 +109,14 @@ def test_calibration_is_stored_used_and_exported(trained_run: Path, tiny_dataset
     evaluation = score_split(predictor, tiny_dataset, "Test", workers=0)
     assert evaluation.metrics["threshold_policy"] == "balanced" and evaluation.metrics["calibrated"] is True
     assert evaluation.metrics["threshold"] == stored["threshold"]
+    chosen = score_split(predictor, tiny_dataset, "Test", workers=0, threshold="fpr:0.01").metrics
+    assert (chosen["threshold"], chosen["threshold_policy"]) == (stored["thresholds"]["fpr:0.01"], "fpr:0.01")
     policies = evaluation.metrics["policies"]
     assert set(policies) == set(stored["thresholds"]) and policies["0.5"]["threshold"] == 0.5
 
     onnx = OnnxPredictor(export_onnx(run, tmp_path / "model.onnx"))
     assert onnx.metadata["calibration"] == stored and onnx.threshold == stored["threshold"]
+    assert OnnxPredictor(tmp_path / "model.onnx", threshold="eer").threshold == stored["thresholds"]["eer"]
     assert onnx.predict_paths([image])[0].p_real == pytest.approx(result.p_real, abs=1e-4)
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from dfdetect.calibration import ThresholdChoice
 from dfdetect.runtime.base import BasePredictor, Prediction
 
 if TYPE_CHECKING:
@@ -145,12 +146,13 @@ def load(
     model: str | Path | None = None,
     runtime: str = "auto",
     device: str = "auto",
-    threshold: float | None = None,
+    threshold: ThresholdChoice = None,
     noise_caution: float | None = None,
     small_caution: int | None = None,
 ) -> Detector:
     """A detector from a shipped detector's name (default: the shipped default), a run folder, a checkpoint
-    or an exported .onnx file; `runtime` as in `dfdetect predict --runtime`; `noise_caution` and
+    or an exported .onnx file; `runtime` as in `dfdetect predict --runtime`; `threshold` a number or the name of
+    a threshold policy stored with the model ("eer", "cost:2", ...; default: the model's own); `noise_caution` and
     `small_caution` as in its `--noise-caution` and `--small-caution` (defaults: dfdetect.quality.NOISE_CAUTION
     and SMALL_CAUTION; 0 turns a caution off)."""
     from dfdetect.pretrained import default_detector_path
@@ -192,7 +194,7 @@ def evaluate(
     model: str | Path,
     data: str | Path,
     split: str = "Test",
-    threshold: float | None = None,
+    threshold: ThresholdChoice = None,
     device: str = "auto",
     workers: int = -1,
 ) -> Evaluation:

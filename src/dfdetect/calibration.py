@@ -7,7 +7,10 @@ policies turn the calibrated P(Real) into a label:
 - `0.5`: the study's threshold;
 - `eer`: where the share of fakes called real equals the share of reals called fake;
 - `balanced`: the best balanced accuracy;
-- `fpr:X`: the highest threshold that calls at most a share X of the real faces fake (e.g. `fpr:0.01`).
+- `fpr:X`: the highest threshold that calls at most a share X of the real faces fake (e.g. `fpr:0.01`);
+- `cost:C`: the least expected cost when calling a real face fake costs C times as much as calling a fake face real
+  (C * share of reals called fake + share of fakes called real; `cost:1` is `balanced`). Out of its training
+  domain a detector's real faces drift towards fake (docs/results.md, section 33): C > 1 hedges against that.
 
 Labels: 0 = Fake, 1 = Real; scores are P(Real). Pure functions over whole splits.
 """
@@ -23,11 +26,15 @@ from numpy.typing import ArrayLike
 from scipy.optimize import minimize_scalar
 
 from dfdetect.conventions import DEFAULT_THRESHOLD
+from dfdetect.errors import ConfigError
 
-POLICIES = ("0.5", "eer", "balanced", "fpr:0.01")
-"""The policies `dfdetect calibrate` computes; any `fpr:X` with 0 < X < 1 is accepted too."""
+POLICIES = ("0.5", "eer", "balanced", "fpr:0.01", "cost:2")
+"""The policies `dfdetect calibrate` computes; any `fpr:X` with 0 < X < 1 and `cost:C` with C > 0 are accepted too."""
 
 EPSILON = 1e-7
+
+ThresholdChoice = float | str | None
+"""A threshold as a user gives it: a number, the name of a policy stored with the model, or None (the stored one)."""
 
 
 def logit(p_real: ArrayLike) -> np.ndarray:
@@ -76,15 +83,20 @@ def threshold_for(policy: str, y_true: ArrayLike, p_real: ArrayLike) -> float:
         return DEFAULT_THRESHOLD
     real, fake = np.sort(scores[labels == 1]), np.sort(scores[labels == 0])
     if policy.startswith("fpr:"):
-        share = float(policy.removeprefix("fpr:"))
+        share = _number(policy, policy.removeprefix("fpr:"))
         if not 0 < share < 1:
             raise ValueError(f"threshold policy {policy!r}: the share must lie in (0, 1)")
         if real.size == 0:
             raise ValueError(f"threshold policy {policy!r} needs real images")
         allowed = math.floor(share * real.size)  # real faces that may fall below the threshold
         return float(real[allowed])  # exactly `allowed` real scores lie below it (ties aside)
-    if policy not in ("eer", "balanced"):
-        raise ValueError(f"unknown threshold policy {policy!r}; known: {', '.join(POLICIES)} or fpr:X")
+    cost = 1.0
+    if policy.startswith("cost:"):
+        cost = _number(policy, policy.removeprefix("cost:"))
+        if not (math.isfinite(cost) and cost > 0):
+            raise ValueError(f"threshold policy {policy!r}: the cost must be a positive number")
+    elif policy not in ("eer", "balanced"):
+        raise ValueError(f"unknown threshold policy {policy!r}; known: {', '.join(POLICIES)}, fpr:X or cost:C")
     if real.size == 0 or fake.size == 0:
         raise ValueError(f"threshold policy {policy!r} needs both real and fake images")
     candidates = np.unique(np.concatenate([scores, [1.0 + EPSILON]]))
@@ -92,7 +104,33 @@ def threshold_for(policy: str, y_true: ArrayLike, p_real: ArrayLike) -> float:
     false_real = 1.0 - np.searchsorted(fake, candidates, side="left") / fake.size  # fakes at or above: called real
     if policy == "eer":
         return float(candidates[int(np.argmin(np.abs(false_fake - false_real)))])
-    return float(candidates[int(np.argmax(1.0 - (false_fake + false_real) / 2))])
+    return float(candidates[int(np.argmin(cost * false_fake + false_real))])  # ties: the lowest threshold
+
+
+def _number(policy: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"threshold policy {policy!r}: {text!r} is not a number") from None
+
+
+def chosen_threshold(calibration: dict[str, Any] | None, choice: ThresholdChoice) -> tuple[float, str]:
+    """(threshold, policy) from a model's stored calibration and the user's choice: None takes the stored policy's
+    (the study's 0.5 without one); a number is used as given ("given"); a policy's name takes the threshold that
+    `dfdetect calibrate` stored for it on Validation."""
+    calibration = calibration or {}
+    if choice is None:
+        return float(calibration.get("threshold", DEFAULT_THRESHOLD)), str(calibration.get("policy", "0.5"))
+    if not isinstance(choice, str):
+        return float(choice), "given"
+    stored = calibration.get("thresholds") or {}
+    if choice not in stored:
+        known = f"it stores {', '.join(stored)}" if stored else "it is not calibrated"
+        raise ConfigError(
+            f"threshold {choice!r}: neither a number nor a threshold policy stored with this model ({known}); "
+            f"`dfdetect calibrate --policy {choice}` on a run folder stores it"
+        )
+    return float(stored[choice]), choice
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,14 @@ def add_face_options(parser: argparse.ArgumentParser, crop: str) -> None:
     )
 
 
+def parse_threshold(text: str) -> float | str:
+    """--threshold's value: a number, else the name of a threshold policy (checked against the model when loaded)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def add_scoring_options(parser: argparse.ArgumentParser) -> None:
     """--model, --runtime, --device and --threshold, as predict and serve take them."""
     from dfdetect.pretrained import DEFAULT_DETECTOR
@@ -156,7 +164,10 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
-        "--threshold", type=float, help="real when P(Real) >= this (default: the model's stored threshold, else 0.5)"
+        "--threshold",
+        type=parse_threshold,
+        help="real when P(Real) >= this number, or the threshold of a policy stored with the model (eer, balanced, "
+        "cost:2, fpr:0.01, ...; default: the model's own policy, else 0.5)",
     )
 
 
@@ -730,7 +741,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     evaluate.add_argument("--split", default="Test")
     evaluate.add_argument(
-        "--threshold", type=float, help="Real when P(Real) >= this (default: the model's stored threshold, else 0.5)"
+        "--threshold",
+        type=parse_threshold,
+        help="Real when P(Real) >= this number, or the threshold of a policy stored with the model (eer, balanced, "
+        "cost:2, fpr:0.01, ...; default: the model's own policy, else 0.5)",
     )
     evaluate.add_argument(
         "--out",
@@ -846,7 +860,10 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--data", type=Path, required=True, help="dataset root, or a folder with Real/Fake")
     calibrate.add_argument("--split", default="Validation", help="held-out split to fit on (never Test)")
     calibrate.add_argument(
-        "--policy", default="eer", help="threshold policy to use: 0.5, eer, balanced or fpr:X (e.g. fpr:0.01)"
+        "--policy",
+        default="eer",
+        help="threshold policy to use: 0.5, eer, balanced, fpr:X (e.g. fpr:0.01) or cost:C (a real face called fake "
+        "costs C times a fake called real, e.g. cost:2)",
     )
     calibrate.add_argument("--device", default="auto")
     calibrate.add_argument("--workers", type=int, default=-1)

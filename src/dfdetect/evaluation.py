@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from dfdetect.calibration import Calibration, calibrate
+from dfdetect.calibration import Calibration, ThresholdChoice, calibrate, chosen_threshold
 from dfdetect.conventions import CLASS_NAMES, DEFAULT_THRESHOLD
 from dfdetect.data.dataset import FaceDataset, make_loader
 from dfdetect.data.discovery import BadFile, Sample, load_split, split_folder, write_bad_files
@@ -51,7 +51,7 @@ def score_split(
     workers: int = -1,
     strict: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    threshold: float | None = None,
+    threshold: ThresholdChoice = None,
     progress: Progress = no_progress,
     bootstrap: int = 0,
     seed: int = 0,
@@ -69,8 +69,10 @@ def score_split(
     loader = make_loader(dataset, batch_size, default_workers(workers), pin_memory=predictor.device.type == "cuda")
     labels, scores = predict_loader(predictor.model, loader, predictor.device, progress, f"evaluate {folder.name}")
     scores = predictor.calibrated_scores(scores)
-    policy = predictor.threshold_policy if threshold is None else "given"
-    threshold = predictor.threshold if threshold is None else threshold
+    if threshold is None:
+        threshold, policy = predictor.threshold, predictor.threshold_policy
+    else:
+        threshold, policy = chosen_threshold(predictor.metadata.get("calibration"), threshold)
     quantiles = np.quantile(scores, [0.0, 0.25, 0.5, 0.75, 1.0])
     metrics = {
         **classification_metrics(labels, scores, threshold),
@@ -154,7 +156,7 @@ def cross_evaluate(
     out: Path,
     split: str = "Test",
     device: str = "auto",
-    threshold: float | None = None,
+    threshold: ThresholdChoice = None,
     batch_size: int = 64,
     workers: int = -1,
     bootstrap: int = 1000,

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFilter
 
+from dfdetect.calibration import ThresholdChoice
 from dfdetect.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -323,7 +324,7 @@ def run_robustness(
     seed: int = 0,
     runtime: str = "auto",
     device: str = "auto",
-    threshold: float | None = None,
+    threshold: ThresholdChoice = None,
     levels: Sequence[str] = (),
 ) -> tuple[dict[str, Any], list[Path]]:
     """Load the model and the labelled split (one class is enough), sweep, and write the report into `out`."""

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dfdetect.calibration import apply_temperature, threshold_logit
+from dfdetect.calibration import ThresholdChoice, apply_temperature, chosen_threshold, threshold_logit
 from dfdetect.conventions import DEFAULT_THRESHOLD, METADATA_KEY
 from dfdetect.data.images import DEFAULT_MAX_PIXELS, MEDIA_EXTENSIONS, RESAMPLING, load_rgb
 from dfdetect.errors import DfdetectError
@@ -115,13 +115,13 @@ class BasePredictor(ABC):
     def is_calibrated(self) -> bool:
         return "calibration" in self.metadata
 
-    def use_stored_calibration(self, threshold: float | None) -> None:
+    def use_stored_calibration(self, threshold: ThresholdChoice) -> None:
         """Take the temperature and the threshold `dfdetect calibrate` stored with the model; an explicit
-        `threshold` still wins, and without either the study's 0.5 applies."""
+        `threshold` (a number, or another stored policy's name) still wins, and without either the study's 0.5
+        applies."""
         calibration = self.metadata.get("calibration") or {}
         self.temperature = float(calibration.get("temperature", 1.0))
-        self.threshold = threshold if threshold is not None else float(calibration.get("threshold", DEFAULT_THRESHOLD))
-        self.threshold_policy = "given" if threshold is not None else calibration.get("policy", "0.5")
+        self.threshold, self.threshold_policy = chosen_threshold(calibration, threshold)
 
     @property
     def logit_threshold(self) -> float:

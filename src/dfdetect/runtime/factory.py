@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dfdetect.calibration import ThresholdChoice
 from dfdetect.errors import ConfigError
 from dfdetect.runtime.base import BasePredictor
 
@@ -14,13 +15,14 @@ def load_predictor(
     model: Path,
     runtime: str = "auto",
     device: str = "auto",
-    threshold: float | None = None,
+    threshold: ThresholdChoice = None,
     noise_caution: float | None = None,
     small_caution: int | None = None,
 ) -> BasePredictor:
     """A run folder or checkpoint, or an exported .onnx file, on the fastest path that keeps the labels.
 
-    threshold: None takes the one `dfdetect calibrate` stored with the model (else 0.5).
+    threshold: None takes the one `dfdetect calibrate` stored with the model (else 0.5); a number is used as it is,
+    a policy's name (e.g. "fpr:0.01") takes the threshold stored for it.
 
     noise_caution: grey levels of estimated noise above which a score gets a caution; None keeps
     dfdetect.quality.NOISE_CAUTION, 0 turns the caution off.
@@ -46,7 +48,7 @@ def load_predictor(
     return predictor
 
 
-def _backend(model: Path, runtime: str, device: str, threshold: float | None) -> BasePredictor:
+def _backend(model: Path, runtime: str, device: str, threshold: ThresholdChoice) -> BasePredictor:
     """The predictor of load_predictor's runtime rule (runtime already checked)."""
     if runtime == "onnx" or model.suffix == ".onnx":
         from dfdetect.runtime.onnx_backend import OnnxPredictor

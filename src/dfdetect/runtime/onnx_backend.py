@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from dfdetect.calibration import ThresholdChoice
 from dfdetect.errors import CheckpointError
 from dfdetect.preprocessing import Preprocessing
 from dfdetect.runtime.base import METADATA_KEY, BasePredictor, preprocess_numpy
@@ -37,7 +38,7 @@ class OnnxPredictor(BasePredictor):
 
     runtime = "onnx"
 
-    def __init__(self, path: Path, threshold: float | None = None, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threshold: ThresholdChoice = None, threads: int | None = None) -> None:
         import onnxruntime as ort
 
         self.metadata = read_onnx_metadata(path)

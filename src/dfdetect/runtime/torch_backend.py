@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dfdetect.calibration import ThresholdChoice
 from dfdetect.data.transforms import build_eval_transform
 from dfdetect.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from dfdetect.engine.device import autocast, memory_format, place_model, resolve_device
@@ -58,7 +59,7 @@ class TorchPredictor(BasePredictor):
         model: Detector,
         metadata: dict[str, Any] | None = None,
         device: str = "auto",
-        threshold: float | None = None,
+        threshold: ThresholdChoice = None,
     ) -> None:
         self.device = resolve_device(device)
         self.model = model
@@ -69,7 +70,9 @@ class TorchPredictor(BasePredictor):
         self.use_stored_calibration(threshold)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Path, device: str = "auto", threshold: float | None = None) -> TorchPredictor:
+    def from_checkpoint(
+        cls, checkpoint: Path, device: str = "auto", threshold: ThresholdChoice = None
+    ) -> TorchPredictor:
         model, metadata = load_model(checkpoint)
         return cls(model, metadata, device=device, threshold=threshold)
 
