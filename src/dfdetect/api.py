@@ -4,7 +4,7 @@
     >>> import dfdetect
     >>> detector = dfdetect.load(runtime="torch")       # the detector that ships with dfdetect
     >>> detector.name
-    'dfdc-lite0-ens 3.0.0'
+    'dfdc-lite0-ens 3.1.0'
     >>> face = np.full((224, 224, 3), 128, dtype=np.uint8)   # a face crop: a path, a PIL image or an RGB array
     >>> [prediction] = detector.predict(face)
     >>> prediction.label in ("real", "fake"), 0.0 <= prediction.p_fake <= 1.0

@@ -113,3 +113,22 @@ def test_a_name_loads_its_newest_version_and_name_at_version_an_older_one(packag
     assert pretrained.shipped_detector("tiny").version == "0.10.0"
     assert pretrained.shipped_detector("tiny@0.1.0").version == "0.1.0"
     assert pretrained.shipped_detector("tiny@2.0.0") is None and pretrained.shipped_detector("other") is None
+
+
+def test_a_new_version_keeps_the_earlier_releases_facts(packaged: Path, tiny_dataset: Path, tmp_path: Path) -> None:
+    """tools/package_detector.py --release-from: a recalibrated version keeps the facts and adds to the command."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[2]
+    out, card = tmp_path / "next", tmp_path / "CARD.md"
+    out.mkdir()
+    command = [sys.executable, str(root / "tools" / "package_detector.py"), str(packaged), "--name", "tiny"]
+    command += ["--version", "0.2.0", "--data", str(tiny_dataset), "--resamples", "20", "--out", str(out)]
+    command += ["--release-from", str(packaged.with_suffix(".json")), "--command", "dfdetect calibrate ..."]
+    done = subprocess.run([*command, "--card", str(card)], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stderr
+    release = json.loads((out / "tiny-0.2.0.json").read_text())["release"]
+    assert (release["version"], release["summary"]) == ("0.2.0", "a test detector")
+    assert release["command"] == "dfdetect train ...\ndfdetect calibrate ..."
+    assert card.read_text().startswith("# Model card: tiny 0.2.0")

@@ -73,6 +73,15 @@ def test_predict_and_serve_use_it_when_no_model_is_given(shipped, capsys: pytest
     assert response.json()["model"] == shipped.label
 
 
+def test_the_default_labels_at_its_stored_policy_and_takes_another_by_name(shipped) -> None:
+    calibration = load_checkpoint(shipped.path)[1]["calibration"]
+    default = load_predictor(shipped.path, runtime="torch", device="cpu")
+    assert (default.threshold, default.threshold_policy) == (calibration["threshold"], calibration["policy"])
+    for policy, threshold in calibration["thresholds"].items():  # e.g. --threshold eer: 3.0.0's labels
+        chosen = load_predictor(shipped.path, runtime="torch", device="cpu", threshold=policy)
+        assert (chosen.threshold, chosen.threshold_policy) == (threshold, policy)
+
+
 def test_the_api_docstrings_run(shipped) -> None:
     failures, tried = doctest.testmod(dfdetect.api, optionflags=doctest.ELLIPSIS)
     assert tried >= 2 and failures == 0
