@@ -522,9 +522,10 @@ def caution_marks(caution: str, noise: float | None) -> str:
     return ", ".join(marks)
 
 
-def format_predictions(rows: list[dict[str, Any]], fmt: str) -> str:
+def format_predictions(rows: list[dict[str, Any]], fmt: str, decision: str = "") -> str:
     """table, csv, json or jsonl text for prediction rows (Prediction.to_dict(), and video rows with their
-    frames_read, faces_found and aggregate)."""
+    frames_read, faces_found and aggregate); the table's first line names the model and `decision`, the rule
+    its labels follow (`decision_rule`)."""
     import csv
     import dataclasses
     import io
@@ -546,7 +547,7 @@ def format_predictions(rows: list[dict[str, Any]], fmt: str) -> str:
         return buffer.getvalue()
     width = max([len("path"), *(len(row["path"]) for row in rows)])
     models = sorted({row["model"] for row in rows if row["model"]})
-    lines = [f"model: {', '.join(models)}"] if models else []
+    lines = [f"model: {', '.join(models)}" + (f"; {decision}" if decision else "")] if models else []
     lines.append(f"{'path':<{width}}  {'label':<5}  {'p_fake':>6}  {'p_real':>6}")
     for row in rows:
         if row["error"]:
@@ -564,6 +565,11 @@ def format_predictions(rows: list[dict[str, Any]], fmt: str) -> str:
     if cautions:
         lines.append(f"! {len(cautions)} input(s) with a caution, e.g. {cautions[0]}")
     return "\n".join(lines) + "\n"
+
+
+def decision_rule(threshold: float, policy: str) -> str:
+    """The rule a predictor's labels follow, in p_fake terms: real when P(Real) >= threshold."""
+    return f"fake when p_fake > {1 - threshold:.3f} (threshold policy {policy})"
 
 
 def video_rows(predictor: Any, videos: list[Path], args: argparse.Namespace) -> list[Any]:
@@ -649,7 +655,7 @@ def command_predict(args: argparse.Namespace) -> int:
     if args.per_frame is not None:
         write_per_frame(scored_videos, args.per_frame)
     fmt = args.format or ("table" if sys.stdout.isatty() and args.out is None else "csv")
-    text = format_predictions(rows, fmt)
+    text = format_predictions(rows, fmt, decision_rule(predictor.threshold, predictor.threshold_policy))
     if args.out:
         args.out.write_text(text, encoding="utf-8")
     else:

@@ -72,7 +72,10 @@ def test_predict_command_formats_and_exit_code(
     header = "path,label,p_fake,p_real,error,model,calibrated,noise,caution"
     assert lines[0] == header and len(lines) == 14 and "bad.png" in lines[-1]
     assert main(["predict", "--model", str(trained_run), images, "--format", "table"]) == 0
-    assert "p_fake" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert table.startswith("model: own_cnn; fake when p_fake > 0.500 (threshold policy 0.5)\n") and "p_fake" in table
+    assert main(["predict", "--model", str(trained_run), images, "--format", "table", "--threshold", "0.25"]) == 0
+    assert "fake when p_fake > 0.750 (threshold policy given)" in capsys.readouterr().out
 
 
 def test_noisy_inputs_are_flagged_with_their_noise(
