@@ -62,6 +62,7 @@ def test_predict_one_and_many(client: TestClient) -> None:
     )
     assert response.status_code == 200
     body = response.json()
+    assert (body["threshold"], body["threshold_policy"]) == (0.5, "0.5")  # the rule its labels follow
     assert [r["filename"] for r in body["results"]] == ["a.jpg", "b.png"]
     for result in body["results"]:
         assert abs(result["p_real"] + result["p_fake"] - 1) < 1e-9

@@ -65,6 +65,7 @@ def test_page_shows_verdict_bar_and_heatmap(server: str, tmp_path: Path) -> None
             page = browser.new_page()
             page.goto(server + "/")
             page.wait_for_function("document.getElementById('model').textContent.includes('own_cnn')")
+            assert "fake when p_fake > 0.500 (threshold policy 0.5)" in page.text_content("#model")
             page.set_input_files("#file", str(image))
             page.wait_for_function("/^(real|fake), \\d+%$/.test(document.getElementById('verdict').textContent)")
             verdict = page.text_content("#verdict")

@@ -73,6 +73,9 @@ SCORED_FIELDS = ("label", "p_fake", "p_real", "noise", "caution")
 class PredictResponse(BaseModel):
     model: str | None
     threshold: float
+    """Labels: real when p_real >= threshold."""
+    threshold_policy: str
+    """How the threshold was chosen: a policy `dfdetect calibrate` stored (eer, cost:2, ...), "0.5" or "given"."""
     calibrated: bool
     results: list[PredictionResult]
 
@@ -252,6 +255,7 @@ def create_app(
         return PredictResponse(
             model=predictor.model_label,
             threshold=predictor.threshold,
+            threshold_policy=predictor.threshold_policy,
             calibrated=predictor.is_calibrated,
             results=ordered,
         )
