@@ -89,6 +89,7 @@ def test_calibration_is_stored_used_and_exported(
     assert predictor.temperature == stored["temperature"] and predictor.threshold == stored["threshold"]
     assert predictor.describe()["calibrated"] and predictor.threshold_policy == "balanced"
     assert TorchPredictor.from_checkpoint(run, device="cpu", threshold=0.3).threshold == 0.3  # --threshold wins
+    assert TorchPredictor.from_checkpoint(run, device="cpu", threshold="0.3").threshold_policy == "given"
     other = TorchPredictor.from_checkpoint(run, device="cpu", threshold="cost:2")  # another stored policy, by name
     assert (other.threshold, other.threshold_policy) == (stored["thresholds"]["cost:2"], "cost:2")
     with pytest.raises(ConfigError, match=r"'cost:7'.*it stores 0.5, eer, balanced, fpr:0.01, cost:2.*--policy cost:7"):

@@ -125,6 +125,10 @@ def chosen_threshold(calibration: dict[str, Any] | None, choice: ThresholdChoice
         return float(choice), "given"
     stored = calibration.get("thresholds") or {}
     if choice not in stored:
+        try:
+            return float(choice), "given"  # a number given as text ("0.3")
+        except ValueError:
+            pass
         known = f"it stores {', '.join(stored)}" if stored else "it is not calibrated"
         raise ConfigError(
             f"threshold {choice!r}: neither a number nor a threshold policy stored with this model ({known}); "
