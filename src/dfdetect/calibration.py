@@ -132,7 +132,7 @@ def chosen_threshold(calibration: dict[str, Any] | None, choice: ThresholdChoice
         known = f"it stores {', '.join(stored)}" if stored else "it is not calibrated"
         raise ConfigError(
             f"threshold {choice!r}: neither a number nor a threshold policy stored with this model ({known}); "
-            f"`dfdetect calibrate --policy {choice}` on a run folder stores it"
+            "`dfdetect calibrate --policy POLICY` on a run folder stores one (0.5, eer, balanced, fpr:X or cost:C)"
         )
     return float(stored[choice]), choice
 
