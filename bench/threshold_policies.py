@@ -22,6 +22,7 @@ import numpy as np
 
 from dfdetect.calibration import threshold_for
 from dfdetect.cli import named_paths
+from dfdetect.evaluation import score_split
 from dfdetect.faces import DEFAULT_MARGIN, face_cropper
 from dfdetect.metrics import classification_metrics
 from dfdetect.reporting.tables import markdown_table
@@ -51,8 +52,6 @@ def main() -> None:
     crop = face_cropper("auto", margin=args.face_margin, faces_file=args.faces_file)
     [(choose_name, choose_dir)] = named_paths([args.choose], "choose").items()
     sets = {choose_name: (choose_dir, args.split), **{n: (d, "") for n, d in named_paths(args.data, "data").items()}}
-    from dfdetect.evaluation import score_split
-
     scored = {}
     for name, (folder, split) in sets.items():
         evaluation = score_split(predictor, folder, split, workers=args.workers, face_crop=crop)

@@ -121,20 +121,17 @@ def chosen_threshold(calibration: dict[str, Any] | None, choice: ThresholdChoice
     calibration = calibration or {}
     if choice is None:
         return float(calibration.get("threshold", DEFAULT_THRESHOLD)), str(calibration.get("policy", "0.5"))
-    if not isinstance(choice, str):
-        return float(choice), "given"
     stored = calibration.get("thresholds") or {}
-    if choice not in stored:
-        try:
-            return float(choice), "given"  # a number given as text ("0.3")
-        except ValueError:
-            pass
+    if isinstance(choice, str) and choice in stored:
+        return float(stored[choice]), choice
+    try:
+        return float(choice), "given"  # a number, or one given as text (`--threshold 0.3`)
+    except ValueError:
         known = f"it stores {', '.join(stored)}" if stored else "it is not calibrated"
         raise ConfigError(
             f"threshold {choice!r}: neither a number nor a threshold policy stored with this model ({known}); "
             "`dfdetect calibrate --policy POLICY` on a run folder stores one (0.5, eer, balanced, fpr:X or cost:C)"
-        )
-    return float(stored[choice]), choice
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -138,14 +138,6 @@ def add_face_options(parser: argparse.ArgumentParser, crop: str) -> None:
     )
 
 
-def parse_threshold(text: str) -> float | str:
-    """--threshold's value: a number, else the name of a threshold policy (checked against the model when loaded)."""
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
 def add_scoring_options(parser: argparse.ArgumentParser) -> None:
     """--model, --runtime, --device and --threshold, as predict and serve take them."""
     from dfdetect.pretrained import DEFAULT_DETECTOR
@@ -165,7 +157,6 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--threshold",
-        type=parse_threshold,
         help="real when P(Real) >= this number, or the threshold of a policy stored with the model (eer, balanced, "
         "cost:2, fpr:0.01, ...; default: the model's own policy, else 0.5)",
     )
@@ -525,7 +516,7 @@ def caution_marks(caution: str, noise: float | None) -> str:
 def format_predictions(rows: list[dict[str, Any]], fmt: str, decision: str = "") -> str:
     """table, csv, json or jsonl text for prediction rows (Prediction.to_dict(), and video rows with their
     frames_read, faces_found and aggregate); the table's first line names the model and `decision`, the rule
-    its labels follow (`decision_rule`)."""
+    its labels follow (`BasePredictor.decision`)."""
     import csv
     import dataclasses
     import io
@@ -565,11 +556,6 @@ def format_predictions(rows: list[dict[str, Any]], fmt: str, decision: str = "")
     if cautions:
         lines.append(f"! {len(cautions)} input(s) with a caution, e.g. {cautions[0]}")
     return "\n".join(lines) + "\n"
-
-
-def decision_rule(threshold: float, policy: str) -> str:
-    """The rule a predictor's labels follow, in p_fake terms: real when P(Real) >= threshold."""
-    return f"fake when p_fake > {1 - threshold:.3f} (threshold policy {policy})"
 
 
 def video_rows(predictor: Any, videos: list[Path], args: argparse.Namespace) -> list[Any]:
@@ -655,7 +641,7 @@ def command_predict(args: argparse.Namespace) -> int:
     if args.per_frame is not None:
         write_per_frame(scored_videos, args.per_frame)
     fmt = args.format or ("table" if sys.stdout.isatty() and args.out is None else "csv")
-    text = format_predictions(rows, fmt, decision_rule(predictor.threshold, predictor.threshold_policy))
+    text = format_predictions(rows, fmt, predictor.decision)
     if args.out:
         args.out.write_text(text, encoding="utf-8")
     else:
@@ -748,7 +734,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="Test")
     evaluate.add_argument(
         "--threshold",
-        type=parse_threshold,
         help="Real when P(Real) >= this number, or the threshold of a policy stored with the model (eer, balanced, "
         "cost:2, fpr:0.01, ...; default: the model's own policy, else 0.5)",
     )

@@ -50,6 +50,7 @@ def test_health_model_and_page(client: TestClient) -> None:
     assert info["preprocessing"]["input_size"] == 32 and info["labels"] == {"0": "Fake", "1": "Real"}
     assert info["validation_metrics"]["val_loss"] > 0
     assert info["noise_caution"] == 1.0 and info["noise_routing"] is None and info["small_caution"] == 48
+    assert info["decision"] == "fake when p_fake > 0.500 (threshold policy 0.5)"  # the page shows it
     page = client.get("/")
     assert page.status_code == 200 and "/v1/predict" in page.text and "heatmap" in page.text
     assert client.get("/docs").status_code == 200 and "/v1/predict" in client.get("/openapi.json").text

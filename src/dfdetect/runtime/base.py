@@ -124,6 +124,12 @@ class BasePredictor(ABC):
         self.threshold, self.threshold_policy = chosen_threshold(calibration, threshold)
 
     @property
+    def decision(self) -> str:
+        """The rule the labels follow, in p_fake terms (real when P(Real) >= threshold), as predict's table and the
+        web page say it."""
+        return f"fake when p_fake > {1 - self.threshold:.3f} (threshold policy {self.threshold_policy})"
+
+    @property
     def logit_threshold(self) -> float:
         """The threshold on the model's own logits: calibration divides them by the temperature before the sigmoid."""
         return threshold_logit(self.threshold) * self.temperature
@@ -234,6 +240,7 @@ class BasePredictor(ABC):
             "preprocessing": self.preprocessing.to_dict(),
             "threshold": self.threshold,
             "threshold_policy": self.threshold_policy,
+            "decision": self.decision,
             "calibrated": self.is_calibrated,
             "calibration": self.metadata.get("calibration"),
             "labels": {"0": "Fake", "1": "Real"},
