@@ -68,6 +68,8 @@ def test_a_photos_caution_weighs_the_size_of_the_face_that_decides(tmp_path: Pat
     photo = predict_photo(predictor, tmp_path / "two.png")
     assert photo.row["face"] == 1 and photo.row["caution"].startswith(f"small input ({sides[1]} px on its shorter side")
     assert photo.faces[0].caution is None and photo.faces[1].caution == photo.row["caution"]  # each face its own
+    assert photo.faces[0].caution_codes == [] and photo.faces[1].caution_codes == ["small"]
+    assert photo.row["caution_codes"] == ["small"]
     predictor.small_caution = sides[1]  # the deciding face's side now just holds
     assert predict_photo(predictor, tmp_path / "two.png").row["caution"] is None
 
@@ -96,6 +98,7 @@ def test_predict_crop_face_writes_per_face_rows_and_boxes(trained_run: Path, tmp
     assert float(faces[row["face"]]["noise"]) == pytest.approx(row["noise"], abs=0.005)  # the deciding face's
     assert all(float(face["noise"]) >= 0 for face in faces)
     assert faces[row["face"]]["caution"] == (row["caution"] or "")  # the deciding face's caution is the photo's
+    assert faces[row["face"]]["caution_codes"] == " ".join(row["caution_codes"])
     assert (heatmaps / "two.gradcam.png").is_file()
 
 

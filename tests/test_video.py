@@ -12,7 +12,7 @@ from PIL import Image
 
 from dfdetect.cli import main
 from dfdetect.faces import Face, crop_box
-from dfdetect.quality import noise_sigma
+from dfdetect.quality import NOISY, Caution, noise_sigma
 from dfdetect.video import VideoError, aggregate, predict_video, read_frames
 from tests.conftest import face_frames, write_video
 
@@ -75,9 +75,9 @@ def test_a_videos_noise_is_its_faces_median_and_noisy_videos_get_a_caution(
         measured.append(noise_sigma(image, 64))
         return measured[-1]
 
-    def caution_of(value: float | None, side: int | None) -> str | None:
+    def cautions_of(value: float | None, side: int | None) -> list[Caution]:
         sides.append(side)
-        return None if value is None or value <= 1.5 else f"noisy {value:.2f}"
+        return [] if value is None or value <= 1.5 else [Caution(NOISY, f"noisy {value:.2f}")]
 
     results = {}
     for name, clip in (("clean", clips["face"]), ("grainy", noisy_clip)):
@@ -88,12 +88,13 @@ def test_a_videos_noise_is_its_faces_median_and_noisy_videos_get_a_caution(
             lambda p: "real",
             frames=5,
             noise=noise,
-            caution_of=caution_of,
+            cautions_of=cautions_of,
         )
         assert [frame.noise for frame in results[name].frames] == [round(value, 2) for value in measured]
         assert results[name].noise == round(float(np.median(measured)), 2)
     assert results["clean"].noise < 1.5 < results["grainy"].noise  # type: ignore[operator]
     assert results["clean"].caution is None and results["grainy"].caution == f"noisy {results['grainy'].noise:.2f}"
+    assert results["clean"].caution_codes == [] and results["grainy"].to_dict()["caution_codes"] == ["noisy"]
     # with it, the typical face crop's shorter side: the median over the frames of the box cut at the default margin
     size = Image.fromarray(frames[0]).size
     for name, side in zip(results, sides, strict=True):

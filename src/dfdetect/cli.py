@@ -16,6 +16,7 @@ import yaml
 from dfdetect.conventions import TTA_CHOICES
 from dfdetect.data.images import DEFAULT_MAX_PIXELS
 from dfdetect.faces import AUTO_CROP_BELOW, DEFAULT_MARGIN, TRAINING_MARGIN
+from dfdetect.quality import NOISY, SMALL
 from dfdetect.run_folder import RunFolder
 
 logger = logging.getLogger("dfdetect")
@@ -505,12 +506,10 @@ def command_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def caution_marks(caution: str, noise: float | None) -> str:
-    """The table's short mark of a caution: `small`, `noise 3.2`, or both."""
-    parts = caution.split("; ")
-    marks = ["small" for part in parts if part.startswith("small input")]
-    marks += [f"noise {noise:.1f}" for part in parts if part.startswith("noisy input") and noise is not None]
-    return ", ".join(marks)
+def caution_marks(codes: Sequence[str], noise: float | None) -> str:
+    """The table's short mark of a row's `caution_codes`: `small`, `noise 3.2`, or both."""
+    marks = {SMALL: "small", NOISY: f"noise {noise:.1f}" if noise is not None else "noise"}
+    return ", ".join(marks[code] for code in codes)
 
 
 def format_predictions(rows: list[dict[str, Any]], fmt: str, decision: str = "") -> str:
@@ -534,7 +533,7 @@ def format_predictions(rows: list[dict[str, Any]], fmt: str, decision: str = "")
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=fieldnames)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({**row, "caution_codes": " ".join(row.get("caution_codes") or [])} for row in rows)
         return buffer.getvalue()
     width = max([len("path"), *(len(row["path"]) for row in rows)])
     models = sorted({row["model"] for row in rows if row["model"]})
@@ -550,7 +549,7 @@ def format_predictions(rows: list[dict[str, Any]], fmt: str, decision: str = "")
         elif row.get("face") is not None:
             line += f"  ({row['faces_found']} face(s); face #{row['face']} decides)"
         if row.get("caution"):
-            line += "  ! " + caution_marks(row["caution"], row["noise"])
+            line += "  ! " + caution_marks(row["caution_codes"], row["noise"])
         lines.append(line)
     cautions = [row["caution"] for row in rows if row.get("caution")]
     if cautions:
@@ -573,7 +572,7 @@ def video_rows(predictor: Any, videos: list[Path], args: argparse.Namespace) -> 
             detector=args.face_detector,
             margin=args.face_margin,
             noise=predictor.input_noise,
-            caution_of=predictor.caution_of,
+            cautions_of=predictor.cautions_of,
         )
         result.model = predictor.model_label
         results.append(result)
@@ -581,7 +580,8 @@ def video_rows(predictor: Any, videos: list[Path], args: argparse.Namespace) -> 
 
 
 def write_per_face(photos: list[Any], path: Path) -> None:
-    """CSV: one row per face scored: photo, face index (largest first), box, p_fake, estimated noise, caution."""
+    """CSV: one row per face scored: photo, face index (largest first), box, p_fake, estimated noise, caution and
+    its codes."""
     import csv
 
     from dfdetect.photos import box_text
@@ -589,12 +589,13 @@ def write_per_face(photos: list[Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "face", "box", "p_fake", "noise", "caution"])
+        writer.writerow(["path", "face", "box", "p_fake", "noise", "caution", "caution_codes"])
         for photo in photos:
             for face in photo.faces:
                 noise = "" if face.noise is None else f"{face.noise:.2f}"
                 score = f"{face.p_fake:.6f}"
-                writer.writerow([photo.row["path"], face.face, box_text(face.box), score, noise, face.caution or ""])
+                caution, codes = face.caution or "", " ".join(face.caution_codes)
+                writer.writerow([photo.row["path"], face.face, box_text(face.box), score, noise, caution, codes])
 
 
 def write_per_frame(videos: list[Any], path: Path) -> None:

@@ -28,6 +28,7 @@ from dfdetect.faces import (
     cuts,
     detect_faces,
 )
+from dfdetect.quality import caution_codes, caution_text
 from dfdetect.runtime.base import BasePredictor
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class FaceScore:
     p_fake: float
     noise: float | None = None
     caution: str | None = None
+    caution_codes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -195,12 +197,16 @@ def photo_prediction(predictor: BasePredictor, path: Path, framed: Framed) -> Ph
     row = {**verdict.to_dict(), "faces_found": len(framed.faces)}
     if not framed.cut:
         return PhotoPrediction({**row, "face": None, "box": None})
-    scores = [
-        FaceScore(index, face.box, float(1 - p), round(float(noise), 2), predictor.caution_of(noise, int(side)))
-        for index, (face, p, noise, side) in enumerate(
-            zip(framed.faces, framed.p_real, framed.noise, framed.sides, strict=True)
+    scores = []
+    for index, (face, p, noise, side) in enumerate(
+        zip(framed.faces, framed.p_real, framed.noise, framed.sides, strict=True)
+    ):
+        cautions = predictor.cautions_of(noise, int(side))
+        scores.append(
+            FaceScore(
+                index, face.box, float(1 - p), round(float(noise), 2), caution_text(cautions), caution_codes(cautions)
+            )
         )
-    ]
     box = box_text(framed.faces[framed.decisive].box)
     return PhotoPrediction({**row, "face": framed.decisive, "box": box}, scores)
 

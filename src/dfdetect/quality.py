@@ -12,13 +12,16 @@ estimate too, so it measures "noise-like fine detail", which is what the network
 `predict`, the Python API and `serve` report it for every image or face they score (`noise`; a video's is the
 median of its faces'), and flag the score (`caution`) when it exceeds the limit measured for the default detector
 (`NOISE_CAUTION`), or when what was scored is smaller than the shipped detectors were measured reliable down to
-(`SMALL_CAUTION`: a tiny image or face, brought up to the network's input, carries little detail to read).
+(`SMALL_CAUTION`: a tiny image or face, brought up to the network's input, carries little detail to read). Each
+result says why in words (`caution`) and in codes a program can test (`caution_codes`: `small`, `noisy`).
 `dfdetect route` (dfdetect.models.router) acts on the noise: noisier inputs go to a noise-robust network.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -35,6 +38,27 @@ its full-size accuracy and to 40 px 0.055, and cost `dfdc-lite0` (128 px input) 
 many pixels the face has, not how far the resize brings it up (docs/results.md section 32, bench/small_inputs.py).
 `predict`, `serve` and the Python API flag the scores of smaller inputs; a network whose own input is smaller only
 those below its input size (`small_limit`)."""
+
+
+SMALL, NOISY = "small", "noisy"
+"""The codes of the two cautions (`caution_codes` in every result), for programs that act on them."""
+
+
+class Caution(NamedTuple):
+    """One reason a score deserves less trust: its code (`SMALL` or `NOISY`) and the sentence people read."""
+
+    code: str
+    text: str
+
+
+def caution_text(cautions: Sequence[Caution]) -> str | None:
+    """The `caution` of a result: its cautions' sentences joined by "; ", or None when there is none."""
+    return "; ".join(caution.text for caution in cautions) or None
+
+
+def caution_codes(cautions: Sequence[Caution]) -> list[str]:
+    """The `caution_codes` of a result, in the order of its `caution`'s sentences."""
+    return [caution.code for caution in cautions]
 
 
 def small_limit(caution: int, input_size: int) -> int:

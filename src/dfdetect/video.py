@@ -25,6 +25,7 @@ from dfdetect.calibration import logit, sigmoid
 from dfdetect.data.images import VIDEO_EXTENSIONS
 from dfdetect.errors import ImageLoadError
 from dfdetect.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, Face, crop_face, detect_faces
+from dfdetect.quality import Caution, caution_codes, caution_text
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,9 @@ class VideoPrediction:
     noise: float | None = None
     """The median of the scored faces' estimated noise (grey levels), when measured."""
     caution: str | None = None
-    """Why the verdict deserves less trust (most frames' faces noisy), or None."""
+    """Why the verdict deserves less trust (most frames' faces noisy, or small), or None."""
+    caution_codes: list[str] = field(default_factory=list)
+    """The caution's reasons as codes (`small`, `noisy`; dfdetect.quality)."""
     frames: list[FrameScore] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -171,12 +174,12 @@ def predict_video(
     max_seconds: float = 60.0,
     name: str | None = None,
     noise: Callable[[Image.Image], float] | None = None,
-    caution_of: Callable[[float | None, int | None], str | None] | None = None,
+    cautions_of: Callable[[float | None, int | None], list[Caution]] | None = None,
 ) -> VideoPrediction:
     """Read, find and follow the face, score each frame's face with `score` (images -> P(Real)), aggregate.
     `name` replaces the path in the result and its errors (an upload saved to a temporary file). With `noise`
     (image -> estimated noise, a predictor's `input_noise`), each scored face's noise is measured and the video's
-    is their median (the typical frame's); `caution_of` (a predictor's) turns it, and the median face crop's
+    is their median (the typical frame's); `cautions_of` (a predictor's) turns it, and the median face crop's
     shorter side, into the video's caution."""
     name = name or str(path)
     try:
@@ -207,8 +210,17 @@ def predict_video(
         results[position] = FrameScore(frame.frame, frame.seconds, frame.box, float(1 - value), face_noise)
     p_fake = aggregate([1 - float(v) for v in p_real], how)
     side = int(np.median([min(crop.size) for _, crop in crops]))
-    caution = caution_of(typical, side) if caution_of is not None else None
+    cautions = cautions_of(typical, side) if cautions_of is not None else []
     label = label_of(1 - p_fake)
     return VideoPrediction(
-        name, len(decoded), len(crops), label, p_fake, how, noise=typical, caution=caution, frames=results
+        name,
+        len(decoded),
+        len(crops),
+        label,
+        p_fake,
+        how,
+        noise=typical,
+        caution=caution_text(cautions),
+        caution_codes=caution_codes(cautions),
+        frames=results,
     )

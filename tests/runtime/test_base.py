@@ -1,3 +1,4 @@
+import csv
 import io
 import json
 import sys
@@ -58,7 +59,7 @@ def test_predict_command_formats_and_exit_code(
     images = str(tiny_dataset / "Test" / "Real")
     assert main(["predict", "--model", str(trained_run), images, "--format", "jsonl", "--device", "cpu"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    columns = {"path", "label", "p_fake", "p_real", "error", "model", "calibrated", "noise", "caution"}
+    columns = {"path", "label", "p_fake", "p_real", "error", "model", "calibrated", "noise", "caution", "caution_codes"}
     framing = {"faces_found", "face", "box"}  # framing auto (the default) says how each image was framed
     assert len(rows) == 12 and set(rows[0]) == columns | framing
     assert {row["model"] for row in rows} == {"own_cnn"}  # every row says which detector scored it
@@ -69,7 +70,7 @@ def test_predict_command_formats_and_exit_code(
     code = main(["predict", "--model", str(trained_run), images, str(bad), *flags])
     assert code == 1  # one image failed
     lines = out.read_text().splitlines()
-    header = "path,label,p_fake,p_real,error,model,calibrated,noise,caution"
+    header = "path,label,p_fake,p_real,error,model,calibrated,noise,caution,caution_codes"
     assert lines[0] == header and len(lines) == 14 and "bad.png" in lines[-1]
     assert main(["predict", "--model", str(trained_run), images, "--format", "table"]) == 0
     table = capsys.readouterr().out
@@ -90,8 +91,9 @@ def test_noisy_inputs_are_flagged_with_their_noise(
     for framing in ([], ["--no-crop-face"]):
         assert main(["predict", "--model", str(trained_run), *images, "--format", "json", *framing]) == 0
         smooth_row, noisy_row = json.loads(capsys.readouterr().out)
-        assert smooth_row["noise"] < 1 and smooth_row["caution"] is None
+        assert smooth_row["noise"] < 1 and smooth_row["caution"] is None and smooth_row["caution_codes"] == []
         assert noisy_row["noise"] > 5 and "noisy input" in noisy_row["caution"]
+        assert noisy_row["caution_codes"] == ["noisy"]
     assert main(["predict", "--model", str(trained_run), *images, "--format", "table"]) == 0
     assert "! noise " in (out := capsys.readouterr().out) and "! 1 input(s) with a caution, e.g. noisy input" in out
     assert main(["predict", "--model", str(trained_run), *images, "--format", "json", "--noise-caution", "0"]) == 0
@@ -109,7 +111,11 @@ def test_small_inputs_are_flagged(trained_run: Path, tmp_path: Path, capsys: pyt
 
     def cautions(*flags: str) -> list[str | None]:
         assert main(["predict", "--model", str(trained_run), *images, "--format", "json", *flags]) == 0
-        return [row["caution"] for row in json.loads(capsys.readouterr().out)]
+        rows = json.loads(capsys.readouterr().out)
+        codes.append([row["caution_codes"] for row in rows])
+        return [row["caution"] for row in rows]
+
+    codes: list[list[list[str]]] = []  # each call's rows' caution_codes
 
     for framing in ([], ["--no-crop-face"]):
         full, eight, four = cautions(*framing)
@@ -122,10 +128,17 @@ def test_small_inputs_are_flagged(trained_run: Path, tmp_path: Path, capsys: pyt
     assert "(4 px on its shorter side < 6 px)" in (cautions("--small-caution", "6")[2] or "")
     noisy_too = cautions("--noise-caution", "0.001")[2]  # both cautions, joined
     assert noisy_too is not None and noisy_too.startswith(four + "; noisy input (estimated noise")
+    assert codes[0] == [[], ["small"], ["small"]] and codes[-1][2] == ["small", "noisy"]  # in the caution's order
     assert cautions("--small-caution", "0") == [None] * 3  # 0 turns it off
     assert main(["predict", "--model", str(trained_run), *images, "--format", "table", "--noise-caution", "0.001"]) == 0
     table = capsys.readouterr().out
     assert "! small, noise " in table and "! 3 input(s) with a caution, e.g. noisy input" in table
+    assert main(["predict", "--model", str(trained_run), *images, "--format", "csv", "--noise-caution", "0.001"]) == 0
+    assert [row["caution_codes"] for row in csv.DictReader(io.StringIO(capsys.readouterr().out))] == [
+        "noisy",
+        "small noisy",
+        "small noisy",
+    ]
     assert main(["predict", "--model", str(trained_run), *images, "--small-caution", "-1"]) == 2
     assert "small caution -1: give pixels >= 0" in capsys.readouterr().err
 

@@ -83,8 +83,9 @@ def test_noisy_and_small_uploads_carry_a_caution(client: TestClient) -> None:
     smooth.resize((4, 4)).save(small, "PNG")  # under the run's 32 px input
     uploads.append(("files", ("small.png", small.getvalue(), "image/png")))
     noisy, calm, tiny = client.post("/v1/predict", files=uploads).json()["results"]
-    assert noisy["noise"] > 5 and "noisy input" in noisy["caution"]
-    assert calm["noise"] < 1 and calm["caution"] is None
+    assert noisy["noise"] > 5 and "noisy input" in noisy["caution"] and noisy["caution_codes"][-1] == "noisy"
+    assert calm["noise"] < 1 and calm["caution"] is None and calm["caution_codes"] == []
+    assert tiny["caution_codes"][0] == "small"
     assert tiny["caution"].startswith("small input (4 px on its shorter side < 32 px): brought up to the network's")
 
 

@@ -7,7 +7,7 @@ import glob
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,17 @@ from dfdetect.data.images import DEFAULT_MAX_PIXELS, MEDIA_EXTENSIONS, RESAMPLIN
 from dfdetect.errors import DfdetectError
 from dfdetect.preprocessing import Preprocessing
 from dfdetect.pretrained import release_label
-from dfdetect.quality import NOISE_CAUTION, SMALL_CAUTION, noise_sigma, small_limit
+from dfdetect.quality import (
+    NOISE_CAUTION,
+    NOISY,
+    SMALL,
+    SMALL_CAUTION,
+    Caution,
+    caution_codes,
+    caution_text,
+    noise_sigma,
+    small_limit,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +60,8 @@ class Prediction:
     """Estimated noise of the scored image (or face) at the network's input size, grey levels (dfdetect.quality)."""
     caution: str | None = None
     """Why this score deserves less trust (a noisy or a small input), or None."""
+    caution_codes: list[str] = field(default_factory=list)
+    """The caution's reasons as codes, in its order: `small`, `noisy` (dfdetect.quality); empty without one."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,20 +154,21 @@ class BasePredictor(ABC):
         resample = RESAMPLING.get(self.preprocessing.interpolation, Image.Resampling.BILINEAR)
         return noise_sigma(image, self.preprocessing.input_size, resample)
 
-    def caution_of(self, noise: float | None, side: int | None = None) -> str | None:
-        """Why a score deserves less trust, or None: its input's estimated noise above `noise_caution`, its shorter
-        side (pixels, before the network's resize) under `small_caution` (`dfdetect.quality.small_limit`), or both,
-        joined by "; "."""
+    def cautions_of(self, noise: float | None, side: int | None = None) -> list[Caution]:
+        """Why a score deserves less trust, if at all: its shorter side (pixels, before the network's resize) under
+        `small_caution` (`dfdetect.quality.small_limit`), its input's estimated noise above `noise_caution`, or
+        both, in that order."""
         cautions = []
         limit = small_limit(self.small_caution, self.preprocessing.input_size)
         if side is not None and side < limit:
-            cautions.append(
+            text = (
                 f"small input ({side} px on its shorter side < {limit} px): brought up to the network's "
                 f"{self.preprocessing.input_size} px it carries little detail to read, so the score is less reliable"
             )
+            cautions.append(Caution(SMALL, text))
         if noise is not None and self.noise_caution and noise > self.noise_caution:
-            cautions.append(self._noisy_caution(noise))
-        return "; ".join(cautions) or None
+            cautions.append(Caution(NOISY, self._noisy_caution(noise)))
+        return cautions
 
     def _noisy_caution(self, noise: float) -> str:
         noisy = f"noisy input (estimated noise {noise:.1f} > {self.noise_caution:g} grey levels)"
@@ -168,6 +181,7 @@ class BasePredictor(ABC):
     def prediction(self, name: str, p_real: float, noise: float | None = None, side: int | None = None) -> Prediction:
         """The row of one scored input; `noise`: its estimated noise (`input_noise`), when measured; `side`: the
         shorter side of what was scored (the image or the face cut from it), in pixels, when known."""
+        cautions = self.cautions_of(noise, side)
         return Prediction(
             name,
             self.label_of(p_real),
@@ -176,7 +190,8 @@ class BasePredictor(ABC):
             model=self.model_label,
             calibrated=self.is_calibrated,
             noise=None if noise is None else round(noise, 2),
-            caution=self.caution_of(noise, side),
+            caution=caution_text(cautions),
+            caution_codes=caution_codes(cautions),
         )
 
     def failure(self, name: str, message: str) -> Prediction:

@@ -62,11 +62,13 @@ class PredictionResult(BaseModel):
     """Estimated noise at the network's input size, grey levels: images, of the deciding face (or image); videos,
     the median over the scored frames' faces."""
     caution: str | None = None
-    """Why the score deserves less trust (a noisy input), or null."""
+    """Why the score deserves less trust (a noisy or a small input), or null."""
+    caution_codes: list[str] = []
+    """The caution's reasons as codes a program can test: "small", "noisy" (empty without a caution)."""
     frames: list[FrameResult] | None = None
 
 
-SCORED_FIELDS = ("label", "p_fake", "p_real", "noise", "caution")
+SCORED_FIELDS = ("label", "p_fake", "p_real", "noise", "caution", "caution_codes")
 """The fields an image's result takes from its `Prediction` (BasePredictor.prediction)."""
 
 
@@ -276,7 +278,7 @@ def create_app(
                 max_seconds=video_seconds,
                 name=name,
                 noise=predictor.input_noise,
-                caution_of=predictor.caution_of,
+                cautions_of=predictor.cautions_of,
             )
         if video.p_fake is None:
             status, kind = (422, "no face found") if video.frames_read else (400, "corrupt video")
@@ -291,6 +293,7 @@ def create_app(
             faces_found=video.faces_found,
             noise=video.noise,
             caution=video.caution,
+            caution_codes=video.caution_codes,
             frames=[
                 FrameResult(frame=f.frame, seconds=f.seconds, p_fake=f.p_fake, noise=f.noise) for f in video.frames
             ],
