@@ -2,7 +2,8 @@
 scores follow it, what resampling every face through a lower resolution does, and what training-time sharpness
 balancing (`--set augment.balance_sharpness_p=P`) leaves of the cue on Train (docs/results.md, section 18), and
 how sharp each pseudo-fake maker's fakes are against the reals they were made from (`--pseudo-fakes`, section 21;
-`--autoencoder FILE` for the `autoencoder` maker, section 30).
+`--autoencoder FILE` for the `autoencoder` maker, section 30), and, with `--train` and `--data` both, how many of
+each set's faces are softer or sharper than nearly all of Train's (section 34).
 
     python bench/sharpness.py --data dfdc-val=../shared/data/dfdc-faces/Validation \
         --data lfw-faceswap=../shared/data/lfw-faceswap --data stylegan2-lfw=../shared/data/stylegan2-lfw \
@@ -127,6 +128,20 @@ def main() -> None:
             ]
             rows.append([p, len(labels), f"{roc_auc_score(labels, balanced):.3f}"])
         print(markdown_table(["balance_sharpness_p", "Train images", "sharpness AUC"], rows), flush=True)
+
+        if sets:  # how many of each set's faces lie outside the sharpness Train's faces span (1st-99th percentile)
+            low, high = np.percentile([laplacian_variance(face) for face in faces], [1, 99])
+            rows = []
+            for name, (_, labels_of_set) in sets.items():
+                shares = []
+                for label in (1, 0):
+                    values = sharp[name][labels_of_set == label]
+                    shares += [f"{np.mean(values < low):.3f}", f"{np.mean(values > high):.3f}"]
+                rows.append([name, *shares])
+            header_row = ["set", "Real softer", "Real sharper", "Fake softer", "Fake sharper"]
+            span = f"{low:.1f}-{high:.1f} at {SIZE} px"
+            print(f"share of faces outside Train's 1st-99th percentile of sharpness ({span})")
+            print(markdown_table(header_row, rows), flush=True)
 
         if args.pseudo_fakes:  # Train's sampled reals against pseudo-fakes made from them, and against its fakes
             reals = originals[: args.sample]

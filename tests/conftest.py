@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,16 @@ def nyquist_peak(image: np.ndarray) -> float:
 
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dfdc-faces"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def export_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Exports the OpenVINO runtime keeps between runs go to a folder of the test session's (subprocesses too), not
+    to the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DFDETECT_CACHE_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -76,3 +76,66 @@ def test_export_command_and_bad_files(trained_run: Path, tmp_path: Path, capsys)
     with pytest.raises(CheckpointError, match="junk.onnx"):
         OnnxPredictor(junk)
     assert main(["predict", "--model", str(junk), str(tmp_path)]) == 2
+
+
+def test_exports_are_kept_between_runs_by_weights_and_code(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dfdetect.runtime import export
+
+    model, _ = load_model(trained_run / "checkpoints" / "best.safetensors")
+    folder = tmp_path / "cache"
+    made = export.cached_onnx_bytes(model, folder=folder)
+    [kept] = folder.glob("*.onnx")
+    assert kept.name == f"{export.model_key(model)}.onnx" and kept.read_bytes() == made
+
+    def no_export(*args: object) -> bytes:
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(export, "onnx_bytes", no_export)
+    assert export.cached_onnx_bytes(model, folder=folder) == made  # read back, not exported
+    weight = next(model.parameters())
+    saved = weight.detach().clone()
+    with torch.no_grad():
+        weight.add_(1e-3)  # other weights: another key
+        assert export.model_key(model) != kept.stem
+        weight.copy_(saved)
+    assert export.model_key(model) == kept.stem
+    monkeypatch.undo()
+    kept.write_bytes(made[:1000])  # a broken file is made again, with a warning
+    assert export.cached_onnx_bytes(model, folder=folder) == made and kept.read_bytes() == made
+    assert "a broken cached export, made again" in caplog.text
+    for index in range(3):  # a new export keeps `keep` of them, the most recently used
+        (folder / f"old{index}.onnx").write_bytes(b"")
+        os.utime(folder / f"old{index}.onnx", (index, index))
+    kept.unlink()
+    export.cached_onnx_bytes(model, folder=folder, keep=2)
+    assert sorted(path.name for path in folder.glob("*.onnx")) == sorted([kept.name, "old2.onnx"])
+
+
+def test_the_cache_folder_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dfdetect.runtime.export import cache_folder, openvino_cache
+
+    monkeypatch.setenv("DFDETECT_CACHE_DIR", str(tmp_path / "here"))
+    assert cache_folder() == tmp_path / "here" and openvino_cache() == tmp_path / "here" / "openvino"
+    monkeypatch.setenv("DFDETECT_CACHE_DIR", "")  # set but empty: nothing kept
+    assert cache_folder() is None and openvino_cache() is None
+    monkeypatch.delenv("DFDETECT_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_folder() == tmp_path / "xdg" / "dfdetect"
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("DFDETECT_CACHE_DIR", str(blocked))
+    assert openvino_cache() is None  # cannot be made: OpenVINO compiles without a cache
+
+
+def test_a_cache_that_cannot_be_written_still_exports(
+    trained_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dfdetect.runtime.export import cached_onnx_bytes, onnx_bytes
+
+    model, _ = load_model(trained_run / "checkpoints" / "best.safetensors")
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    assert cached_onnx_bytes(model, folder=blocked / "cache") == onnx_bytes(model)
+    assert "cannot keep the export in" in caplog.text and "DFDETECT_CACHE_DIR" in caplog.text

@@ -100,3 +100,15 @@ def test_when_most_scores_crowd_the_threshold_fp32_runs_alone(
     spread = OpenVinoPredictor(base, precision="bf16", recheck_margin=1e-9)  # nothing is near
     spread.logits(batch)
     assert spread.near_share == 0.0
+
+
+def test_a_second_load_reads_the_kept_export_and_scores_the_same(
+    trained_run: Path, tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DFDETECT_CACHE_DIR", str(tmp_path))
+    paths = expand_paths([str(tiny_dataset / "Test")])[:8]
+    first = load_predictor(trained_run, runtime="openvino")
+    assert len(list(tmp_path.glob("*.onnx"))) == 1 and list((tmp_path / "openvino").glob("*.blob"))
+    second = load_predictor(trained_run, runtime="openvino")  # from the kept export and compiled model
+    scores = [[row.p_real for row in predictor.predict_paths(paths)] for predictor in (first, second)]
+    assert scores[0] == scores[1]

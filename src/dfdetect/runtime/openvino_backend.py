@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dfdetect.runtime.export import onnx_bytes
+from dfdetect.runtime.export import cached_onnx_bytes, openvino_cache
 from dfdetect.runtime.torch_backend import TorchPredictor
 
 logger = logging.getLogger(__name__)
@@ -72,11 +72,13 @@ class OpenVinoPredictor(TorchPredictor):
         super().__init__(predictor.model, predictor.metadata, device="cpu", threshold=predictor.threshold)
         self.threshold_policy = predictor.threshold_policy
         core = ov.Core()
+        if (compiled_cache := openvino_cache()) is not None:
+            core.set_property({"CACHE_DIR": str(compiled_cache)})
         if precision == "auto":
             precision = "bf16" if cpu_has_bf16() else "f32"
         self.precision = precision
         self.recheck_margin = recheck_margin
-        network = core.read_model(onnx_bytes(predictor.model))
+        network = core.read_model(cached_onnx_bytes(predictor.model))
         self.compiled = core.compile_model(network, "CPU", {"INFERENCE_PRECISION_HINT": precision})
         self.exact: Any = None
         self.near_share = 0.0  # running share of images whose score lay within recheck_margin of the threshold
