@@ -83,16 +83,17 @@ def cached_onnx_bytes(model: Detector, opset: int = 17, folder: Path | None = No
     if folder is None:
         return onnx_bytes(model, opset)
     path = folder / f"{model_key(model, opset)}.onnx"
-    if path.is_file():
+    try:
         data = path.read_bytes()
-        try:
-            onnx.checker.check_model(onnx.load_from_string(data))
-        except (onnx.checker.ValidationError, DecodeError, ValueError) as error:
-            logger.warning("%s: a broken cached export, made again (%s)", path, error)
-        else:
-            os.utime(path)  # most recently used
-            logger.debug("export read from the cache %s", path)
-            return data
+        onnx.checker.check_model(onnx.load_from_string(data))
+        os.utime(path)  # most recently used
+    except OSError:
+        pass  # not kept yet, pruned by another process a moment ago, or no folder to keep it in
+    except (onnx.checker.ValidationError, DecodeError, ValueError) as error:
+        logger.warning("%s: a broken cached export, made again (%s)", path, error)
+    else:
+        logger.debug("export read from the cache %s", path)
+        return data
     data = onnx_bytes(model, opset)
     try:
         atomic_write(path, lambda temporary: temporary.write_bytes(data))
