@@ -9,6 +9,7 @@ import torch
 
 from dfdetect.cli import main
 from dfdetect.errors import CheckpointError
+from dfdetect.models.ensemble import Ensemble
 from dfdetect.runtime.export import export_onnx
 from dfdetect.runtime.onnx_backend import OnnxPredictor, read_onnx_metadata
 from dfdetect.runtime.torch_backend import load_model
@@ -101,6 +102,11 @@ def test_exports_are_kept_between_runs_by_weights_and_code(
         assert export.model_key(model) != kept.stem
         weight.copy_(saved)
     assert export.model_key(model) == kept.stem
+    pairs = [Ensemble([model, model]), Ensemble([model, model], weights=[3, 1]), Ensemble([model, model], "hflip")]
+    assert len({export.model_key(pair) for pair in pairs}) == 3  # the same weights, weighed or flipped otherwise
+    model.train()
+    assert export.model_key(model) == kept.stem  # exported in eval mode whatever the mode
+    model.eval()
     monkeypatch.undo()
     kept.write_bytes(made[:1000])  # a broken file is made again, with a warning
     assert export.cached_onnx_bytes(model, folder=folder) == made and kept.read_bytes() == made

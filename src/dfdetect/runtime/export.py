@@ -60,14 +60,27 @@ def cache_folder() -> Path | None:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "dfdetect"
 
 
+SETTING_TYPES = (bool, int, float, str, tuple, list, type(None))
+"""Plain attributes of a module that can shape its forward pass: an ensemble's weights and test-time flips, a
+router's noise limit and score mapping, a layer's stride."""
+
+
 def model_key(model: Detector, opset: int = 17) -> str:
     """A digest of everything an export depends on: the versions of dfdetect, torch and timm, dfdetect's model
-    code (an editable install changes it without a new version), the opset, the input size, and every weight."""
+    code (an editable install changes it without a new version), the opset, the input size, each module's class and
+    plain settings (`SETTING_TYPES`), and every weight."""
     digest = hashlib.sha256()
     versions = [VERSION, torch.__version__, package_metadata.version("timm"), str(opset)]
-    digest.update(" ".join([*versions, type(model).__qualname__, str(model.preprocessing.input_size)]).encode())
+    digest.update(" ".join([*versions, str(model.preprocessing.input_size)]).encode())
     for source in sorted(Path(__file__).parents[1].joinpath("models").glob("*.py")):
         digest.update(source.read_bytes())
+    for name, module in model.named_modules():
+        settings = {
+            key: value
+            for key, value in vars(module).items()
+            if isinstance(value, SETTING_TYPES) and not key.startswith("_") and key != "training"  # exported in eval
+        }
+        digest.update(f"{name} {type(module).__qualname__} {sorted(settings.items())!r}".encode())
     for name, tensor in model.state_dict().items():
         digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
