@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import minimize_scalar
 
 from dfdetect.conventions import DEFAULT_THRESHOLD
 from dfdetect.errors import ConfigError
@@ -70,6 +69,8 @@ def fit_temperature(y_true: ArrayLike, p_real: ArrayLike) -> float:
     def nll(log_temperature: float) -> float:
         z = logits / math.exp(log_temperature)
         return float(np.mean(np.logaddexp(0.0, z) - labels * z))
+
+    from scipy.optimize import minimize_scalar  # 0.7 s to import: only where a temperature is fitted
 
     result = minimize_scalar(nll, bounds=(-5.0, 5.0), method="bounded", options={"xatol": 1e-6})
     return float(math.exp(result.x))
