@@ -112,7 +112,7 @@ def test_a_second_load_reads_the_kept_export_and_scores_the_same(
     second = load_predictor(trained_run, runtime="openvino")  # from the kept export and compiled model
     [blob] = (tmp_path / "openvino").glob("*.blob")
     blob.chmod(0o600)
-    blob.write_bytes(blob.read_bytes()[:1000])  # cut short, as by a process killed while writing it
-    third = load_predictor(trained_run, runtime="openvino")  # OpenVINO compiles again
+    blob.write_bytes(blob.read_bytes()[:1000])  # cut short in place, as by a process killed while writing it
+    third = load_predictor(trained_run, runtime="openvino")  # compiled again; `second` must not have it mapped
     scores = [[row.p_real for row in predictor.predict_paths(paths)] for predictor in (first, second, third)]
     assert scores[0] == scores[1] == scores[2]

@@ -73,7 +73,9 @@ class OpenVinoPredictor(TorchPredictor):
         self.threshold_policy = predictor.threshold_policy
         core = ov.Core()
         if (compiled_cache := openvino_cache()) is not None:
-            core.set_property({"CACHE_DIR": str(compiled_cache)})
+            # Read kept compiled models into memory, never map them: OpenVINO rewrites a broken one in place, and a
+            # process that had it mapped would die of SIGBUS (tested).
+            core.set_property({"CACHE_DIR": str(compiled_cache), "ENABLE_MMAP": False})
         if precision == "auto":
             precision = "bf16" if cpu_has_bf16() else "f32"
         self.precision = precision
