@@ -28,7 +28,7 @@ from dfdetect.faces import (
     cuts,
     detect_faces,
 )
-from dfdetect.quality import caution_codes, caution_text
+from dfdetect.quality import caution_fields
 from dfdetect.runtime.base import BasePredictor
 
 logger = logging.getLogger(__name__)
@@ -197,16 +197,18 @@ def photo_prediction(predictor: BasePredictor, path: Path, framed: Framed) -> Ph
     row = {**verdict.to_dict(), "faces_found": len(framed.faces)}
     if not framed.cut:
         return PhotoPrediction({**row, "face": None, "box": None})
-    scores = []
-    for index, (face, p, noise, side) in enumerate(
-        zip(framed.faces, framed.p_real, framed.noise, framed.sides, strict=True)
-    ):
-        cautions = predictor.cautions_of(noise, int(side))
-        scores.append(
-            FaceScore(
-                index, face.box, float(1 - p), round(float(noise), 2), caution_text(cautions), caution_codes(cautions)
-            )
+    scores = [
+        FaceScore(
+            index,
+            face.box,
+            float(1 - p),
+            round(float(noise), 2),
+            **caution_fields(predictor.cautions_of(noise, int(side))),
         )
+        for index, (face, p, noise, side) in enumerate(
+            zip(framed.faces, framed.p_real, framed.noise, framed.sides, strict=True)
+        )
+    ]
     box = box_text(framed.faces[framed.decisive].box)
     return PhotoPrediction({**row, "face": framed.decisive, "box": box}, scores)
 

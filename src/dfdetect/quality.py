@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -51,14 +51,13 @@ class Caution(NamedTuple):
     text: str
 
 
-def caution_text(cautions: Sequence[Caution]) -> str | None:
-    """The `caution` of a result: its cautions' sentences joined by "; ", or None when there is none."""
-    return "; ".join(caution.text for caution in cautions) or None
-
-
-def caution_codes(cautions: Sequence[Caution]) -> list[str]:
-    """The `caution_codes` of a result, in the order of its `caution`'s sentences."""
-    return [caution.code for caution in cautions]
+def caution_fields(cautions: Sequence[Caution]) -> dict[str, Any]:
+    """A result's `caution` (its cautions' sentences joined by "; ", or None when there is none) and
+    `caution_codes` (in the same order), as keyword arguments of every result type."""
+    return {
+        "caution": "; ".join(caution.text for caution in cautions) or None,
+        "caution_codes": [caution.code for caution in cautions],
+    }
 
 
 def small_limit(caution: int, input_size: int) -> int:

@@ -25,7 +25,7 @@ from dfdetect.calibration import logit, sigmoid
 from dfdetect.data.images import VIDEO_EXTENSIONS
 from dfdetect.errors import ImageLoadError
 from dfdetect.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, Face, crop_face, detect_faces
-from dfdetect.quality import Caution, caution_codes, caution_text
+from dfdetect.quality import Caution, caution_fields
 
 logger = logging.getLogger(__name__)
 
@@ -213,14 +213,5 @@ def predict_video(
     cautions = cautions_of(typical, side) if cautions_of is not None else []
     label = label_of(1 - p_fake)
     return VideoPrediction(
-        name,
-        len(decoded),
-        len(crops),
-        label,
-        p_fake,
-        how,
-        noise=typical,
-        caution=caution_text(cautions),
-        caution_codes=caution_codes(cautions),
-        frames=results,
+        name, len(decoded), len(crops), label, p_fake, how, noise=typical, frames=results, **caution_fields(cautions)
     )

@@ -26,8 +26,7 @@ from dfdetect.quality import (
     SMALL,
     SMALL_CAUTION,
     Caution,
-    caution_codes,
-    caution_text,
+    caution_fields,
     noise_sigma,
     small_limit,
 )
@@ -181,7 +180,6 @@ class BasePredictor(ABC):
     def prediction(self, name: str, p_real: float, noise: float | None = None, side: int | None = None) -> Prediction:
         """The row of one scored input; `noise`: its estimated noise (`input_noise`), when measured; `side`: the
         shorter side of what was scored (the image or the face cut from it), in pixels, when known."""
-        cautions = self.cautions_of(noise, side)
         return Prediction(
             name,
             self.label_of(p_real),
@@ -190,8 +188,7 @@ class BasePredictor(ABC):
             model=self.model_label,
             calibrated=self.is_calibrated,
             noise=None if noise is None else round(noise, 2),
-            caution=caution_text(cautions),
-            caution_codes=caution_codes(cautions),
+            **caution_fields(self.cautions_of(noise, side)),
         )
 
     def failure(self, name: str, message: str) -> Prediction:
