@@ -4,7 +4,8 @@
         --data ../shared/data/dfdc-faces --command "dfdetect train --recipe strong ..."
 
 A new version of a shipped detector that changes only its calibration (e.g. `dfdc-lite0-ens` 3.1.0: 3.0.0's weights
-at another threshold policy) keeps the earlier release's facts with `--release-from`, and `--command` adds lines:
+at another threshold policy) keeps the earlier release's facts with `--release-from`, its card among them (write
+the new draft elsewhere with `--card` and merge it into that card by hand), and `--command` adds lines:
 
     python tools/package_detector.py runs/ens3-cal/model.safetensors --name dfdc-lite0-ens --version 3.1.0 \
         --data ../shared/data/dfdc-faces --release-from OLD.json --command "dfdetect calibrate ..."
@@ -65,6 +66,7 @@ def main() -> None:
         kept = ("summary", "trained_on", "terms", "training_notes")
         release |= {key: earlier[key] for key in kept if key in earlier and not release[key]}
         release["command"] = "\n".join(filter(None, [earlier.get("command", ""), args.command]))
+        release["card"] = earlier.get("card", release["card"])  # the card to merge --card's draft into
     out = package_detector(
         args.run, args.out, args.name, args.version, release, args.data, examples=examples, resamples=args.resamples
     )

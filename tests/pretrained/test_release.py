@@ -27,7 +27,7 @@ EXAMPLES = sorted((Path(__file__).parents[1] / "assets" / "examples").glob("*.jp
 def packaged(trained_run: Path, tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The tiny run packaged as `tiny 0.1.0` into a folder that stands in for the package's."""
     monkeypatch.setattr(pretrained, "folder", lambda: tmp_path)
-    release = {"summary": "a test detector", "command": "dfdetect train ..."}
+    release = {"summary": "a test detector", "command": "dfdetect train ...", "card": "docs/MODEL_CARD-tiny.md"}
     return package_detector(
         trained_run, tmp_path, "tiny", "0.1.0", release, tiny_dataset, examples=EXAMPLES, resamples=50
     )
@@ -130,5 +130,6 @@ def test_a_new_version_keeps_the_earlier_releases_facts(packaged: Path, tiny_dat
     assert done.returncode == 0, done.stderr
     release = json.loads((out / "tiny-0.2.0.json").read_text())["release"]
     assert (release["version"], release["summary"]) == ("0.2.0", "a test detector")
+    assert release["card"] == "docs/MODEL_CARD-tiny.md"  # the earlier card, not the draft written to --card
     assert release["command"] == "dfdetect train ...\ndfdetect calibrate ..."
     assert card.read_text().startswith("# Model card: tiny 0.2.0")
