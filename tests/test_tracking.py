@@ -84,7 +84,8 @@ def test_no_tracker_imports_nothing(tiny_dataset: Path, tmp_path: Path) -> None:
         create_tracker("wandb", tmp_path)
     code = (
         "import sys; from dfdetect.cli import main; "
-        f"main(['train', '--data', {str(tiny_dataset)!r}, *{TINY_TRAIN_FLAGS!r}, '--epochs', '1', '--out', {str(tmp_path / 'r')!r}]); "
+        f"main(['train', '--data', {str(tiny_dataset)!r}, *{TINY_TRAIN_FLAGS!r}, '--epochs', '1', "
+        f"'--out', {str(tmp_path / 'r')!r}]); "
         "print(sorted(m for m in ('mlflow', 'tensorboard', 'torch.utils.tensorboard') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
