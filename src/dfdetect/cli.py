@@ -239,6 +239,7 @@ def command_models(args: argparse.Namespace) -> int:
             detector.name + (" (default)" if detector.name == DEFAULT_DETECTOR else ""),
             detector.version,
             detector.release.get("architecture", ""),
+            *release_facts(detector.release),
             detector.release.get("summary", ""),
             detector.release.get("card", ""),
         ]
@@ -246,8 +247,24 @@ def command_models(args: argparse.Namespace) -> int:
     ]
     if shipped:
         print("\nTrained detectors shipped with dfdetect (`--model NAME`):\n")
-        print(markdown_table(["detector", "version", "architecture", "summary", "model card"], shipped))
+        columns = ["detector", "version", "architecture", "Test AUC", "threshold (P(Real))", "summary", "model card"]
+        print(markdown_table(columns, shipped))
+        print(
+            "\nTest AUC: on the Test split of the data it was trained on (its card says which); threshold: the stored"
+            " policy it labels at, on P(Real); --threshold NAME takes another stored one."
+        )
     return 0
+
+
+def release_facts(release: dict[str, Any]) -> list[str]:
+    """A shipped detector's Test AUC and the threshold it labels at (policy and value), as `models` lists them."""
+    auc = release.get("evaluation", {}).get("Test", {}).get("metrics", {}).get("auc")
+    calibration = release.get("calibration") or {}
+    threshold = calibration.get("threshold")
+    return [
+        "" if auc is None else f"{auc:.3f}",
+        "" if threshold is None else f"{calibration.get('policy', '?')} ({threshold:.3f})",
+    ]
 
 
 def command_train(args: argparse.Namespace) -> int:

@@ -64,7 +64,12 @@ def test_predict_and_serve_use_it_when_no_model_is_given(shipped, capsys: pytest
     [row] = json.loads(capsys.readouterr().out)
     assert row["model"] == shipped.label and row["error"] is None
     assert main(["models"]) == 0
-    assert f"{DEFAULT_DETECTOR} (default)" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert f"{DEFAULT_DETECTOR} (default)" in listed
+    for detector in shipped_detectors():  # each row gives its Test AUC and the threshold it labels at
+        row = next(line for line in listed.splitlines() if line.startswith(f"| {detector.name} "))
+        calibration, test = detector.release["calibration"], detector.release["evaluation"]["Test"]["metrics"]
+        assert f"| {test['auc']:.3f} | {calibration['policy']} ({calibration['threshold']:.3f}) |" in row
     client = TestClient(create_app(load_predictor(shipped.path, runtime="torch", device="cpu")))
     info = client.get("/v1/model").json()
     assert (info["name"], info["version"]) == (shipped.name, shipped.version)
@@ -73,7 +78,8 @@ def test_predict_and_serve_use_it_when_no_model_is_given(shipped, capsys: pytest
     assert response.json()["model"] == shipped.label
 
 
-def test_the_default_labels_at_its_stored_policy_and_takes_another_by_name(shipped) -> None:
+@pytest.mark.parametrize("shipped", shipped_detectors(), ids=lambda detector: detector.label)
+def test_every_shipped_detector_labels_at_its_stored_policy_and_takes_another_by_name(shipped) -> None:
     calibration = load_checkpoint(shipped.path)[1]["calibration"]
     default = load_predictor(shipped.path, runtime="torch", device="cpu")
     assert (default.threshold, default.threshold_policy) == (calibration["threshold"], calibration["policy"])
