@@ -122,6 +122,35 @@ def test_calibration_is_stored_used_and_exported(
     assert onnx.predict_paths([image])[0].p_real == pytest.approx(result.p_real, abs=1e-4)
 
 
+def test_a_detector_keeps_its_own_small_input_limit(trained_run: Path, tiny_dataset: Path, tmp_path: Path) -> None:
+    """`calibrate --small-caution PX` stores the detector's own limit; every backend uses it, --small-caution wins."""
+    from PIL import Image
+
+    from dfdetect.quality import SMALL, SMALL_CAUTION
+    from dfdetect.runtime import load_predictor
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    with pytest.raises(ConfigError, match="small caution -1"):
+        calibrate_checkpoint(run, tiny_dataset, small_caution=-1, device="cpu", workers=0)
+    assert main(["calibrate", "--model", str(run), "--data", str(tiny_dataset), "--small-caution", "20",
+                 "--device", "cpu", "--workers", "0"]) == 0  # fmt: skip
+    assert load_checkpoint(run / "checkpoints" / "best.safetensors")[1]["calibration"]["small_caution"] == 20
+    small = tmp_path / "small.jpg"  # 24 px: under the default limit (48, or the 32 px input), over the stored 20
+    Image.open(sorted((tiny_dataset / "Test" / "Real").glob("*.jpg"))[0]).resize((24, 24)).save(small)
+
+    def codes(predictor) -> list[str]:
+        return predictor.predict_paths([small])[0].caution_codes
+
+    assert TorchPredictor.from_checkpoint(trained_run, device="cpu").small_caution == SMALL_CAUTION
+    assert codes(TorchPredictor.from_checkpoint(trained_run, device="cpu")) == [SMALL]  # not calibrated: default
+    assert TorchPredictor.from_checkpoint(run, device="cpu").small_caution == 20
+    assert codes(TorchPredictor.from_checkpoint(run, device="cpu")) == []
+    assert codes(load_predictor(run, runtime="torch", device="cpu", small_caution=30)) == [SMALL]  # the flag wins
+    onnx = OnnxPredictor(export_onnx(run, tmp_path / "model.onnx"))
+    assert onnx.small_caution == 20 and codes(onnx) == []
+
+
 def test_evaluate_reports_calibration_intervals_and_accepts_one_class(
     trained_run: Path, tiny_dataset: Path, tmp_path: Path
 ) -> None:

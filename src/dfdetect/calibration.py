@@ -146,13 +146,23 @@ class Calibration:
     split: str
     ece_before: float
     ece_after: float
+    small_caution: int | None = None
+    """Shorter side (pixels) under which this detector's scores get a caution, where it was measured (e.g. with
+    bench/small_inputs.py); None leaves dfdetect.quality.SMALL_CAUTION."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def calibrate(y_true: ArrayLike, p_real: ArrayLike, policy: str = "eer", split: str = "Validation") -> Calibration:
-    """Fit the temperature, then every policy's threshold on the calibrated scores; `policy` is the one used."""
+def calibrate(
+    y_true: ArrayLike,
+    p_real: ArrayLike,
+    policy: str = "eer",
+    split: str = "Validation",
+    small_caution: int | None = None,
+) -> Calibration:
+    """Fit the temperature, then every policy's threshold on the calibrated scores; `policy` is the one used;
+    `small_caution` is kept as it is given."""
     from dfdetect.metrics import expected_calibration_error
 
     temperature = fit_temperature(y_true, p_real)
@@ -166,4 +176,5 @@ def calibrate(y_true: ArrayLike, p_real: ArrayLike, policy: str = "eer", split: 
         split=split,
         ece_before=expected_calibration_error(y_true, p_real),
         ece_after=expected_calibration_error(y_true, calibrated),
+        small_caution=small_caution,
     )

@@ -199,8 +199,9 @@ def add_caution_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="PX",
         help="flag scores of images (or faces cut from them) whose shorter side is under this many pixels, or under "
-        f"the network's input size if smaller (default: {SMALL_CAUTION}, below which the shipped detectors were "
-        "measured unreliable; 0 turns it off)",
+        "the network's input size if smaller (default: the detector's own limit, where `dfdetect calibrate "
+        f"--small-caution` stored one, else {SMALL_CAUTION}, below which the default detector was measured "
+        "unreliable; 0 turns it off)",
     )
 
 
@@ -374,7 +375,14 @@ def command_calibrate(args: argparse.Namespace) -> int:
     from dfdetect.reporting.tables import markdown_table
 
     calibration, path = calibrate_checkpoint(
-        args.model, args.data, args.split, args.policy, device=args.device, workers=args.workers, progress=tqdm_progress
+        args.model,
+        args.data,
+        args.split,
+        args.policy,
+        device=args.device,
+        workers=args.workers,
+        progress=tqdm_progress,
+        small_caution=args.small_caution,
     )
     print(f"calibrated on {calibration.split}: temperature {calibration.temperature:.4f}")
     print(
@@ -385,6 +393,8 @@ def command_calibrate(args: argparse.Namespace) -> int:
         for name, value in calibration.thresholds.items()
     ]
     print(markdown_table(["threshold policy", "P(Real) threshold", ""], rows))
+    if calibration.small_caution is not None:
+        print(f"small-input caution: under {calibration.small_caution} px on the shorter side")
     print(f"stored in {path} (and its .json); predict, serve, evaluate and export now use them")
     return 0
 
@@ -876,6 +886,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("--device", default="auto")
     calibrate.add_argument("--workers", type=int, default=-1)
+    calibrate.add_argument(
+        "--small-caution",
+        type=int,
+        metavar="PX",
+        help="store this detector's own small-input limit: predict and serve flag scores of inputs (or cut faces) "
+        "whose shorter side is under it (measure it with bench/small_inputs.py; without it they use "
+        "dfdetect.quality.SMALL_CAUTION)",
+    )
 
     ensemble = commands.add_parser(
         "ensemble", help="combine trained detectors (or one, with --tta hflip) into one checkpoint: the mean logit"

@@ -226,9 +226,13 @@ def calibrate_checkpoint(
     device: str = "auto",
     workers: int = -1,
     progress: Progress = no_progress,
+    small_caution: int | None = None,
 ) -> tuple[Calibration, Path]:
     """Fit temperature scaling and the threshold policies on `split` (never Test), store them in the checkpoint's
-    metadata (safetensors header and JSON; an export carries them into ONNX), and return them with the file."""
+    metadata (safetensors header and JSON; an export carries them into ONNX), and return them with the file.
+    `small_caution`: the detector's own small-input limit in pixels, stored with them (None: the default)."""
+    if small_caution is not None and not small_caution >= 0:
+        raise ConfigError(f"small caution {small_caution}: give pixels >= 0 (0 turns the caution off)")
     if split.lower() == "test":
         raise ConfigError(
             "calibrate on a held-out split such as Validation, never on Test: Test is for the final number"
@@ -239,7 +243,9 @@ def calibrate_checkpoint(
     predictor = TorchPredictor.from_checkpoint(path, device=device)
     predictor.temperature = 1.0  # fit on the model's own scores, whatever an earlier calibration stored
     evaluation = score_split(predictor, data, split, workers=workers, threshold=DEFAULT_THRESHOLD, progress=progress)
-    calibration = calibrate(evaluation.labels, evaluation.scores, policy, split=f"{data.name}/{split}")
+    calibration = calibrate(
+        evaluation.labels, evaluation.scores, policy, split=f"{data.name}/{split}", small_caution=small_caution
+    )
     state, metadata, train_state = load_checkpoint(path)
     save_checkpoint(path, state, {**metadata, "calibration": calibration.to_dict()}, train_state)
     return calibration, path

@@ -53,6 +53,19 @@ def test_packaged_weights_are_fp16_with_release_metadata(packaged: Path) -> None
     assert f"{test['auc']:.3f} [" in card and all(path.name in card for path in EXAMPLES)
 
 
+def test_the_card_gives_the_detectors_own_small_input_limit(packaged: Path) -> None:
+    release = load_checkpoint(packaged)[1]["release"]
+    calibration = {"temperature": 1.2, "threshold": 0.4, "policy": "cost:2", "split": "tiny/Validation"}
+    card = model_card({**release, "calibration": {**calibration, "ece_before": 0.1, "ece_after": 0.05}})
+    assert f"under {SMALL_CAUTION} px on their shorter side with a `caution` (the default limit" in card
+    card = model_card(
+        {**release, "calibration": {**calibration, "ece_before": 0.1, "ece_after": 0.05, "small_caution": 64}}
+    )
+    assert (
+        "under 64 px on their shorter side with a `caution` (this detector's own limit, measured on tiny/Valid" in card
+    )
+
+
 def test_a_shipped_detector_is_found_by_name_and_scores_as_recorded(packaged: Path) -> None:
     assert [detector.label for detector in pretrained.shipped_detectors()] == ["tiny 0.1.0"]
     assert resolve_checkpoint(Path("tiny")) == packaged == resolve_checkpoint(Path("tiny@0.1.0"))

@@ -128,6 +128,15 @@ def model_card(release: dict[str, Any], extra: str = "") -> str:
         [[name, f"{value:.6f}"] for name, value in release.get("examples", {}).items()],
     )
     calibration = release.get("calibration")
+    own_limit = (calibration or {}).get("small_caution")
+    split = (calibration or {}).get("split", "the calibration split")
+    small = (
+        f"{SMALL_CAUTION} px on their shorter side with a `caution` (the default limit, measured for the default "
+        "detector; docs/results.md, section 32)"
+        if own_limit is None
+        else f"{own_limit} px on their shorter side with a `caution` (this detector's own limit, measured on "
+        f"{split} and stored with its calibration; `--small-caution` moves it)"
+    )
     calibrated = (
         f"Probabilities are calibrated: temperature {calibration['temperature']:.4f} fitted on "
         f"{calibration['split']} (ECE {calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f} there); the "
@@ -197,8 +206,7 @@ person reviewing what it flags. Not for deciding anything about a person on its 
   looks more real): a real face blown up from a small photo may look more fake, a downscaled generated face more
   real (docs/results.md, section 18; sections 22 and 24 measure it for the shipped detectors).
 - **Small faces** carry little detail for it to read: `predict`, `serve` and the Python API flag inputs (or cut
-  faces) under {SMALL_CAUTION} px on their shorter side with a `caution` (the limit measured for the shipped
-  detectors; docs/results.md, section 32).
+  faces) under {small}.
 - Probabilities are calibrated on DFDC Validation; on other data they are only as good as that match.
 
 ## Check it

@@ -108,7 +108,7 @@ class BasePredictor(ABC):
     """Scores of inputs with more estimated noise than this (grey levels) get a caution; 0 turns it off."""
     small_caution: int = SMALL_CAUTION
     """Scores of inputs with a shorter side under this (pixels; under the input size, if smaller) get a caution; 0
-    turns it off."""
+    turns it off. A calibration that stores its detector's own limit (`dfdetect calibrate --small-caution`) sets it."""
 
     @abstractmethod
     def score_images(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -133,6 +133,8 @@ class BasePredictor(ABC):
         calibration = self.metadata.get("calibration") or {}
         self.temperature = float(calibration.get("temperature", 1.0))
         self.threshold, self.threshold_policy = chosen_threshold(calibration, threshold)
+        stored_limit = calibration.get("small_caution")  # the detector's own, where it was measured
+        self.small_caution = SMALL_CAUTION if stored_limit is None else int(stored_limit)
 
     @property
     def decision(self) -> str:
