@@ -374,15 +374,9 @@ def command_calibrate(args: argparse.Namespace) -> int:
     from dfdetect.evaluation import calibrate_checkpoint
     from dfdetect.reporting.tables import markdown_table
 
+    limit = args.small_caution
     calibration, path = calibrate_checkpoint(
-        args.model,
-        args.data,
-        args.split,
-        args.policy,
-        device=args.device,
-        workers=args.workers,
-        progress=tqdm_progress,
-        small_caution=args.small_caution,
+        args.model, args.data, args.split, args.policy, args.device, args.workers, tqdm_progress, small_caution=limit
     )
     print(f"calibrated on {calibration.split}: temperature {calibration.temperature:.4f}")
     print(
