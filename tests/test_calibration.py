@@ -149,6 +149,8 @@ def test_a_detector_keeps_its_own_small_input_limit(trained_run: Path, tiny_data
     assert codes(load_predictor(run, runtime="torch", device="cpu", small_caution=30)) == [SMALL]  # the flag wins
     onnx = OnnxPredictor(export_onnx(run, tmp_path / "model.onnx"))
     assert onnx.small_caution == 20 and codes(onnx) == []
+    calibrate_checkpoint(run, tiny_dataset, policy="balanced", device="cpu", workers=0)  # a new policy keeps the limit
+    assert TorchPredictor.from_checkpoint(run, device="cpu").small_caution == 20
 
 
 def test_evaluate_reports_calibration_intervals_and_accepts_one_class(

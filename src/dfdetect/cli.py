@@ -885,8 +885,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="PX",
         help="store this detector's own small-input limit: predict and serve flag scores of inputs (or cut faces) "
-        "whose shorter side is under it (measure it with bench/small_inputs.py; without it they use "
-        "dfdetect.quality.SMALL_CAUTION)",
+        "whose shorter side is under it (measure it with bench/small_inputs.py; without it an earlier calibration's "
+        "stays, else they use dfdetect.quality.SMALL_CAUTION)",
     )
 
     ensemble = commands.add_parser(

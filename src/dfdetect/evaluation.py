@@ -230,7 +230,8 @@ def calibrate_checkpoint(
 ) -> tuple[Calibration, Path]:
     """Fit temperature scaling and the threshold policies on `split` (never Test), store them in the checkpoint's
     metadata (safetensors header and JSON; an export carries them into ONNX), and return them with the file.
-    `small_caution`: the detector's own small-input limit in pixels, stored with them (None: the default)."""
+    `small_caution`: the detector's own small-input limit in pixels, stored with them (None keeps the one an earlier
+    calibration stored, if any)."""
     if small_caution is not None and not small_caution >= 0:
         raise ConfigError(f"small caution {small_caution}: give pixels >= 0 (0 turns the caution off)")
     if split.lower() == "test":
@@ -243,9 +244,11 @@ def calibrate_checkpoint(
     predictor = TorchPredictor.from_checkpoint(path, device=device)
     predictor.temperature = 1.0  # fit on the model's own scores, whatever an earlier calibration stored
     evaluation = score_split(predictor, data, split, workers=workers, threshold=DEFAULT_THRESHOLD, progress=progress)
+    state, metadata, train_state = load_checkpoint(path)
+    if small_caution is None:
+        small_caution = (metadata.get("calibration") or {}).get("small_caution")
     calibration = calibrate(
         evaluation.labels, evaluation.scores, policy, split=f"{data.name}/{split}", small_caution=small_caution
     )
-    state, metadata, train_state = load_checkpoint(path)
     save_checkpoint(path, state, {**metadata, "calibration": calibration.to_dict()}, train_state)
     return calibration, path
