@@ -24,6 +24,7 @@ from dfdetect.errors import ConfigError
 from dfdetect.faces import FaceCropper
 from dfdetect.metrics import bootstrap_intervals, classification_metrics, reliability_curve
 from dfdetect.pretrained import folder as pretrained_folder
+from dfdetect.quality import check_small_caution
 from dfdetect.reporting.plots import plot_confusion_matrix, plot_reliability, plot_roc_curves, save_figure
 from dfdetect.run_folder import RunFolder
 from dfdetect.runtime.torch_backend import TorchPredictor
@@ -232,8 +233,7 @@ def calibrate_checkpoint(
     metadata (safetensors header and JSON; an export carries them into ONNX), and return them with the file.
     `small_caution`: the detector's own small-input limit in pixels, stored with them (None keeps the one an earlier
     calibration stored, if any)."""
-    if small_caution is not None and not small_caution >= 0:
-        raise ConfigError(f"small caution {small_caution}: give pixels >= 0 (0 turns the caution off)")
+    check_small_caution(small_caution)
     if split.lower() == "test":
         raise ConfigError(
             "calibrate on a held-out split such as Validation, never on Test: Test is for the final number"

@@ -26,6 +26,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image
 
+from dfdetect.errors import ConfigError
+
 NOISE_CAUTION = 1.0
 """Estimated noise (grey levels, at the network's input size) from which on the default detector's accuracy on
 DFDC Validation lies more than 0.05 below its clean accuracy (docs/results.md section 28; clean DFDC faces measure
@@ -58,6 +60,12 @@ def caution_fields(cautions: Sequence[Caution]) -> dict[str, Any]:
         "caution": "; ".join(caution.text for caution in cautions) or None,
         "caution_codes": [caution.code for caution in cautions],
     }
+
+
+def check_small_caution(pixels: int | None) -> None:
+    """A user's small-input limit: None (keep the detector's) or pixels >= 0 (0 turns the caution off)."""
+    if pixels is not None and not pixels >= 0:
+        raise ConfigError(f"small caution {pixels}: give pixels >= 0 (0 turns the caution off)")
 
 
 def small_limit(caution: int, input_size: int) -> int:

@@ -128,8 +128,8 @@ def model_card(release: dict[str, Any], extra: str = "") -> str:
         [[name, f"{value:.6f}"] for name, value in release.get("examples", {}).items()],
     )
     calibration = release.get("calibration")
-    own_limit = (calibration or {}).get("small_caution")
-    split = (calibration or {}).get("split", "the calibration split")
+    stored = calibration or {}
+    own_limit, split = stored.get("small_caution"), stored.get("split", "the calibration split")
     small = (
         f"{SMALL_CAUTION} px on their shorter side with a `caution` (the default limit, measured for the default "
         "detector; docs/results.md, section 32)"

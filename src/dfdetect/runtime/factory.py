@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dfdetect.calibration import ThresholdChoice
 from dfdetect.errors import ConfigError
+from dfdetect.quality import check_small_caution
 from dfdetect.runtime.base import BasePredictor
 
 RUNTIMES = ("auto", "torch", "onnx", "openvino")
@@ -38,8 +39,7 @@ def load_predictor(
         raise ConfigError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
     if noise_caution is not None and not noise_caution >= 0:
         raise ConfigError(f"noise caution {noise_caution:g}: give grey levels >= 0 (0 turns the caution off)")
-    if small_caution is not None and not small_caution >= 0:
-        raise ConfigError(f"small caution {small_caution}: give pixels >= 0 (0 turns the caution off)")
+    check_small_caution(small_caution)
     predictor = _backend(model, runtime, device, threshold)
     if noise_caution is not None:
         predictor.noise_caution = noise_caution
