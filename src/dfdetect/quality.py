@@ -2,12 +2,13 @@
 trust.
 
 Detectors that learned up-sampling traces read fine noise as a trace of a generator: Gaussian noise of one grey
-level takes the default detector's accuracy on DFDC Validation from 0.894 to 0.615 (two: 0.541), most real faces
-then called fake (docs/results.md section 28, bench/noise_caution.py). `noise_sigma` estimates an image's noise
-with Immerkær's fast method ("Fast noise variance estimation", Computer Vision and Image Understanding 64(2),
-1996): the mean absolute response to a 3x3 Laplacian-difference mask that cancels smooth image content, scaled to
-the standard deviation of white Gaussian noise, per RGB channel, averaged. Texture and sharp edges raise the
-estimate too, so it measures "noise-like fine detail", which is what the networks react to.
+level takes the default detector's accuracy on DFDC Validation from 0.893 to 0.656 at its threshold (two: 0.569;
+0.615 and 0.541 at 3.0.0's `eer`), most real faces then called fake (docs/results.md sections 28 and 36,
+bench/noise_caution.py). `noise_sigma` estimates an image's noise with Immerkær's fast method ("Fast noise variance
+estimation", Computer Vision and Image Understanding 64(2), 1996): the mean absolute response to a 3x3
+Laplacian-difference mask that cancels smooth image content, scaled to the standard deviation of white Gaussian
+noise, per RGB channel, averaged. Texture and sharp edges raise the estimate too, so it measures "noise-like fine
+detail", which is what the networks react to.
 
 `predict`, the Python API and `serve` report it for every image or face they score (`noise`; a video's is the
 median of its faces'), and flag the score (`caution`) when it exceeds the limit measured for the default detector

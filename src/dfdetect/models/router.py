@@ -1,11 +1,11 @@
 """A detector that sends noisy inputs to a second, noise-robust network: `NoiseRouter`.
 
 Detectors that learned up-sampling traces read fine noise as a generator's trace: one grey level of Gaussian noise
-takes the default detector's accuracy on DFDC Validation from 0.894 to 0.615, while `dfdc-lite0` (DFDC's fakes
-only, 128 px) loses 0.006 (docs/results.md, section 28). `NoiseRouter` estimates each input's noise inside the
-forward pass, on the very tensor the primary network sees, with the estimator `predict` reports
-(`dfdetect.quality.noise_sigma`: Immerkær's 3x3 mask, per RGB channel, in grey levels), and returns the primary's
-logit for inputs at or below `noise_limit` and the fallback's for noisier ones.
+takes the default detector's accuracy on DFDC Validation from 0.894 to 0.615 (at 3.0.0's `eer` threshold; 0.656 at
+3.1.0's), while `dfdc-lite0` (DFDC's fakes only, 128 px) loses 0.006 (docs/results.md, sections 28 and 36).
+`NoiseRouter` estimates each input's noise inside the forward pass, on the very tensor the primary network sees,
+with the estimator `predict` reports (`dfdetect.quality.noise_sigma`: Immerkær's 3x3 mask, per RGB channel, in grey
+levels), and returns the primary's logit for inputs at or below `noise_limit` and the fallback's for noisier ones.
 
 The fallback sees the primary's input resized to its own input size by a fixed matrix that holds Pillow's
 resampling weights (so `predict` on a 224 px face gives the fallback what its own preprocessing would, up to
