@@ -538,23 +538,19 @@ def format_predictions(rows: list[dict[str, Any]], fmt: str, decision: str = "")
     frames_read, faces_found and aggregate); the table's first line names the model and `decision`, the rule
     its labels follow (`BasePredictor.decision`)."""
     import csv
-    import dataclasses
     import io
 
-    from dfdetect.runtime import Prediction
+    from dfdetect.runtime.results_file import csv_row, fieldnames
 
-    fieldnames = [field.name for field in dataclasses.fields(Prediction)]
-    extra = ("frames_read", "faces_found", "aggregate", "face", "box")
-    fieldnames += [key for key in extra if any(key in row for row in rows)]
     if fmt == "json":
         return json.dumps(rows, indent=2) + "\n"
     if fmt == "jsonl":
         return "".join(json.dumps(row) + "\n" for row in rows)
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=fieldnames)
+        writer = csv.DictWriter(buffer, fieldnames=fieldnames(rows))
         writer.writeheader()
-        writer.writerows({**row, "caution_codes": " ".join(row.get("caution_codes") or [])} for row in rows)
+        writer.writerows(csv_row(row) for row in rows)
         return buffer.getvalue()
     width = max([len("path"), *(len(row["path"]) for row in rows)])
     models = sorted({row["model"] for row in rows if row["model"]})
@@ -600,17 +596,26 @@ def video_rows(predictor: Any, videos: list[Path], args: argparse.Namespace) -> 
     return results
 
 
-def write_per_face(photos: list[Any], path: Path) -> None:
+def open_csv(path: Path, header: list[str], append: bool) -> Any:
+    """A CSV file to write rows to: started afresh with `header`, or with `append` added to (the header only where
+    the file is empty)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = not append or not path.is_file() or path.stat().st_size == 0
+    handle = path.open("w" if fresh else "a", newline="", encoding="utf-8")
+    if fresh:
+        handle.write(",".join(header) + "\r\n")
+    return handle
+
+
+def write_per_face(photos: list[Any], path: Path, append: bool = False) -> None:
     """CSV: one row per face scored: photo, face index (largest first), box, p_fake, estimated noise, caution and
     its codes."""
     import csv
 
     from dfdetect.photos import box_text
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with open_csv(path, ["path", "face", "box", "p_fake", "noise", "caution", "caution_codes"], append) as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "face", "box", "p_fake", "noise", "caution", "caution_codes"])
         for photo in photos:
             for face in photo.faces:
                 noise = "" if face.noise is None else f"{face.noise:.2f}"
@@ -619,14 +624,12 @@ def write_per_face(photos: list[Any], path: Path) -> None:
                 writer.writerow([photo.row["path"], face.face, box_text(face.box), score, noise, caution, codes])
 
 
-def write_per_frame(videos: list[Any], path: Path) -> None:
+def write_per_frame(videos: list[Any], path: Path, append: bool = False) -> None:
     """CSV: one row per frame read: video, frame index, seconds, face box, p_fake, the face's estimated noise."""
     import csv
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with open_csv(path, ["path", "frame", "seconds", "box", "p_fake", "noise"], append) as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "frame", "seconds", "box", "p_fake", "noise"])
         for video in videos:
             for frame in video.frames:
                 box = " ".join(f"{v:.1f}" for v in frame.box) if frame.box else ""
@@ -635,14 +638,13 @@ def write_per_frame(videos: list[Any], path: Path) -> None:
                 writer.writerow([video.path, frame.frame, f"{frame.seconds:.3f}", box, p_fake, noise])
 
 
-def command_predict(args: argparse.Namespace) -> int:
-    from dfdetect.runtime import expand_paths
+PREDICT_STEP = 256
+"""`predict --out FILE` in CSV or JSON lines writes its rows after every this many files: what a crash can lose."""
 
-    predictor = load_scoring_model(args)
-    paths = expand_paths(args.paths)
-    if not paths:
-        print("error: no images found in the given paths", file=sys.stderr)
-        return 2
+
+def score_files(predictor: Any, paths: list[Path], args: argparse.Namespace) -> tuple[list[dict[str, Any]], Any]:
+    """`predict`'s rows for `paths`, in order, and what they came from (photos, plain predictions, videos) for
+    --per-face, --per-frame and --explain."""
     from dfdetect.photos import predict_photos
     from dfdetect.video import is_video
 
@@ -654,34 +656,89 @@ def command_predict(args: argparse.Namespace) -> int:
     scored_videos = video_rows(predictor, videos, args)
     by_path: dict[str, dict[str, Any]] = {p.path: p.to_dict() for p in predictions}
     by_path.update({photo.row["path"]: photo.row for photo in photos})
-    if args.per_face is not None:
-        write_per_face(photos, args.per_face)
     for video in scored_videos:
         p_real = None if video.p_fake is None else 1 - video.p_fake
         by_path[video.path] = {**video.to_dict(), "p_real": p_real, "calibrated": predictor.is_calibrated}
-    rows = [by_path[str(path)] for path in paths]
-    if args.per_frame is not None:
-        write_per_frame(scored_videos, args.per_frame)
+    return [by_path[str(path)] for path in paths], types.SimpleNamespace(
+        photos=photos, predictions=predictions, videos=scored_videos
+    )
+
+
+def explain_files(predictor: Any, scored: Any, args: argparse.Namespace) -> None:
+    """--explain: Grad-CAM overlays of what `score_files` scored (each face of a photo cut to its faces)."""
+    from dfdetect.explain import write_explanations, write_face_explanations
+    from dfdetect.runtime.torch_backend import TorchPredictor
+
+    assert isinstance(predictor, TorchPredictor)  # supports_explain: a PyTorch model is loaded
+    if scored.photos:
+        write_face_explanations(predictor, scored.photos, args.explain, args.face_margin)
+    elif scored.predictions:
+        write_explanations(predictor, scored.predictions, args.explain)
+
+
+def predict_columns(paths: list[Path], crop_face: str) -> list[str]:
+    """The CSV columns of `predict`'s rows for these inputs, known before any is scored (a streamed file's)."""
+    from dfdetect.runtime.results_file import fieldnames
+    from dfdetect.video import is_video
+
+    extra: set[str] = set()
+    if any(is_video(path) for path in paths):
+        extra |= {"frames_read", "faces_found", "aggregate"}
+    if crop_face != "never" and not all(is_video(path) for path in paths):
+        extra |= {"faces_found", "face", "box"}
+    return fieldnames([], extra)
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    from dfdetect.runtime import expand_paths
+    from dfdetect.runtime.results_file import STREAMED_FORMATS, ResultsFile, scored_paths
+
     fmt = args.format or ("table" if sys.stdout.isatty() and args.out is None else "csv")
-    text = format_predictions(rows, fmt, predictor.decision)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    if args.explain is not None:
-        if not predictor.supports_explain:
-            print("error: --explain needs a PyTorch checkpoint (Grad-CAM), not an ONNX model", file=sys.stderr)
-            return 2
-        from dfdetect.explain import write_explanations
-        from dfdetect.runtime.torch_backend import TorchPredictor
-
-        assert isinstance(predictor, TorchPredictor)  # supports_explain: a PyTorch model is loaded
-        if photos:
-            from dfdetect.explain import write_face_explanations
-
-            write_face_explanations(predictor, photos, args.explain, args.face_margin)
+    streamed = args.out is not None and fmt in STREAMED_FORMATS
+    if args.resume and not streamed:
+        print("error: --resume needs --out FILE in --format csv or jsonl", file=sys.stderr)
+        return 2
+    predictor = load_scoring_model(args)
+    if args.explain is not None and not predictor.supports_explain:
+        print("error: --explain needs a PyTorch checkpoint (Grad-CAM), not an ONNX model", file=sys.stderr)
+        return 2
+    paths = expand_paths(args.paths)
+    if not paths:
+        print("error: no images found in the given paths", file=sys.stderr)
+        return 2
+    columns = predict_columns(paths, args.crop_face)
+    done = scored_paths(args.out, fmt, columns) if args.resume else set()
+    todo = [path for path in paths if str(path) not in done]
+    if args.resume:
+        logger.info("resuming: %d of %d file(s) already in %s, scoring the other %d", len(paths) - len(todo),
+                    len(paths), args.out, len(todo))  # fmt: skip
+    results = ResultsFile(args.out, fmt, columns, append=args.resume) if streamed else None
+    step = PREDICT_STEP if streamed else max(len(todo), 1)
+    rows: list[dict[str, Any]] = []
+    try:
+        for start in range(0, len(todo), step):
+            chunk, scored = score_files(predictor, todo[start : start + step], args)
+            append = args.resume or start > 0
+            if args.per_face is not None:
+                write_per_face(scored.photos, args.per_face, append)
+            if args.per_frame is not None:
+                write_per_frame(scored.videos, args.per_frame, append)
+            if args.explain is not None:
+                explain_files(predictor, scored, args)
+            if results is not None:
+                results.write(chunk)
+                logger.info("%d of %d file(s) scored, in %s", len(done) + start + len(chunk), len(paths), args.out)
+            rows += chunk
+    finally:
+        if results is not None:
+            results.close()
+    if results is None:
+        text = format_predictions(rows, fmt, predictor.decision)
+        if args.out:
+            args.out.write_text(text, encoding="utf-8")
         else:
-            write_explanations(predictor, predictions, args.explain)
+            sys.stdout.write(text)
+    if args.explain is not None:
         print(f"Grad-CAM heatmaps: {args.explain}", file=sys.stderr)
     failed = sum(1 for row in rows if row["error"])
     if failed:
@@ -826,7 +883,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--format", choices=("table", "csv", "json", "jsonl"), help="default: table on a terminal, csv otherwise"
     )
-    predict.add_argument("--out", type=Path, help="write the results to a file")
+    predict.add_argument(
+        "--out",
+        type=Path,
+        help="write the results to a file (csv and jsonl: as they are scored, every 256 files)",
+    )
+    predict.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --out FILE in csv or jsonl: score only the files FILE does not hold yet and add them to it "
+        "(after a crash or Ctrl-C)",
+    )
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--explain", type=Path, metavar="DIR", help="write Grad-CAM overlays to DIR")
     predict.add_argument("--min-face", type=int, default=32, help="--crop-face: smallest face scored, in pixels")
