@@ -639,7 +639,24 @@ def write_per_frame(videos: list[Any], path: Path, append: bool = False) -> None
 
 
 PREDICT_STEP = 256
-"""`predict --out FILE` in CSV or JSON lines writes its rows after every this many files: what a crash can lose."""
+"""`predict --out FILE` in CSV or JSON lines writes its rows after about this many images' work (a video counts as
+the frames it reads): what a crash can lose."""
+
+
+def predict_batches(paths: list[Path], step: int, frames: int) -> list[list[Path]]:
+    """`paths` in order, cut into batches of at least `step` images' work each (the last may be less), a video
+    counting as its `frames`."""
+    from dfdetect.video import is_video
+
+    batches: list[list[Path]] = [[]]
+    work = 0
+    for path in paths:
+        if work >= step:
+            batches.append([])
+            work = 0
+        batches[-1].append(path)
+        work += max(frames, 1) if is_video(path) else 1
+    return batches if paths else []
 
 
 def score_files(predictor: Any, paths: list[Path], args: argparse.Namespace) -> tuple[list[dict[str, Any]], Any]:
@@ -713,22 +730,22 @@ def command_predict(args: argparse.Namespace) -> int:
         logger.info("resuming: %d of %d file(s) already in %s, scoring the other %d", len(paths) - len(todo),
                     len(paths), args.out, len(todo))  # fmt: skip
     results = ResultsFile(args.out, fmt, columns, append=args.resume) if streamed else None
-    step = PREDICT_STEP if streamed else max(len(todo), 1)
+    batches = predict_batches(todo, PREDICT_STEP, args.frames) if streamed else [todo]
     rows: list[dict[str, Any]] = []
     try:
-        for start in range(0, len(todo), step):
-            chunk, scored = score_files(predictor, todo[start : start + step], args)
-            append = args.resume or start > 0
+        for index, batch in enumerate(batches):
+            chunk, scored = score_files(predictor, batch, args)
+            append = args.resume or index > 0
             if args.per_face is not None:
                 write_per_face(scored.photos, args.per_face, append)
             if args.per_frame is not None:
                 write_per_frame(scored.videos, args.per_frame, append)
             if args.explain is not None:
                 explain_files(predictor, scored, args)
+            rows += chunk
             if results is not None:
                 results.write(chunk)
-                logger.info("%d of %d file(s) scored, in %s", len(done) + start + len(chunk), len(paths), args.out)
-            rows += chunk
+                logger.info("%d of %d file(s) scored, in %s", len(paths) - len(todo) + len(rows), len(paths), args.out)
     finally:
         if results is not None:
             results.close()
@@ -886,7 +903,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--out",
         type=Path,
-        help="write the results to a file (csv and jsonl: as they are scored, every 256 files)",
+        help="write the results to a file (csv and jsonl: as they are scored, every 256 images; a video counts as "
+        "its --frames)",
     )
     predict.add_argument(
         "--resume",

@@ -112,6 +112,15 @@ def test_predict_killed_midway_resumes_to_the_uninterrupted_file(
     assert out.read_text() == reference.read_text()
 
 
+def test_batches_weigh_a_video_as_its_frames() -> None:
+    images = [Path(f"{index}.jpg") for index in range(7)]
+    assert cli.predict_batches(images, 3, frames=32) == [images[:3], images[3:6], images[6:]]
+    clips = [Path("a.mp4"), Path("b.jpg"), Path("c.mov"), Path("d.jpg"), Path("e.jpg")]
+    assert cli.predict_batches(clips, 3, frames=2) == [clips[:2], clips[2:4], clips[4:]]
+    assert cli.predict_batches(clips, 64, frames=32) == [clips[:3], clips[3:]]
+    assert cli.predict_batches([], 3, frames=32) == []
+
+
 def test_resume_needs_a_streamed_results_file(trained_run: Path, tiny_dataset: Path, tmp_path: Path) -> None:
     images = str(tiny_dataset / "Test" / "Real")
     assert main(["predict", "--model", str(trained_run), images, "--resume"]) == 2
