@@ -9,7 +9,7 @@ import sys
 import types
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -29,6 +29,13 @@ def tqdm_progress(iterable: Iterable[Any], description: str, total: int) -> Iter
     from tqdm import tqdm
 
     return tqdm(iterable, desc=description, total=total, leave=False, dynamic_ncols=True, disable=None)
+
+
+def tqdm_bar(total: int, description: str, unit: str) -> Any:
+    """A progress bar to update by hand, on terminals only (stderr); a no-op when output is redirected."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit=unit, leave=False, dynamic_ncols=True, disable=None)
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -659,9 +666,19 @@ def predict_batches(paths: list[Path], step: int, frames: int) -> list[list[Path
     return batches if paths else []
 
 
-def score_files(predictor: Any, paths: list[Path], args: argparse.Namespace) -> tuple[list[dict[str, Any]], Any]:
-    """`predict`'s rows for `paths`, in order, and what they came from (photos, plain predictions, videos) for
-    --per-face, --per-frame and --explain."""
+class Scored(NamedTuple):
+    """What `predict`'s rows for a batch of files came from, for --per-face, --per-frame and --explain."""
+
+    photos: list[Any]
+    """PhotoPrediction per image, when images are framed (the default)."""
+    predictions: list[Any]
+    """Prediction per image, when they are scored as they are (`--no-crop-face`)."""
+    videos: list[Any]
+    """VideoPrediction per video."""
+
+
+def score_files(predictor: Any, paths: list[Path], args: argparse.Namespace) -> tuple[list[dict[str, Any]], Scored]:
+    """`predict`'s rows for `paths`, in order, and what they came from."""
     from dfdetect.photos import predict_photos
     from dfdetect.video import is_video
 
@@ -676,12 +693,10 @@ def score_files(predictor: Any, paths: list[Path], args: argparse.Namespace) -> 
     for video in scored_videos:
         p_real = None if video.p_fake is None else 1 - video.p_fake
         by_path[video.path] = {**video.to_dict(), "p_real": p_real, "calibrated": predictor.is_calibrated}
-    return [by_path[str(path)] for path in paths], types.SimpleNamespace(
-        photos=photos, predictions=predictions, videos=scored_videos
-    )
+    return [by_path[str(path)] for path in paths], Scored(photos, predictions, scored_videos)
 
 
-def explain_files(predictor: Any, scored: Any, args: argparse.Namespace) -> None:
+def explain_files(predictor: Any, scored: Scored, args: argparse.Namespace) -> None:
     """--explain: Grad-CAM overlays of what `score_files` scored (each face of a photo cut to its faces)."""
     from dfdetect.explain import write_explanations, write_face_explanations
     from dfdetect.runtime.torch_backend import TorchPredictor
@@ -730,8 +745,9 @@ def command_predict(args: argparse.Namespace) -> int:
         logger.info("resuming: %d of %d file(s) already in %s, scoring the other %d", len(paths) - len(todo),
                     len(paths), args.out, len(todo))  # fmt: skip
     results = ResultsFile(args.out, fmt, columns, append=args.resume) if streamed else None
-    batches = predict_batches(todo, PREDICT_STEP, args.frames) if streamed else [todo]
+    batches = predict_batches(todo, PREDICT_STEP, args.frames)
     rows: list[dict[str, Any]] = []
+    progress = tqdm_bar(total=len(todo), description="scoring", unit="file")
     try:
         for index, batch in enumerate(batches):
             chunk, scored = score_files(predictor, batch, args)
@@ -743,10 +759,12 @@ def command_predict(args: argparse.Namespace) -> int:
             if args.explain is not None:
                 explain_files(predictor, scored, args)
             rows += chunk
+            progress.update(len(batch))
             if results is not None:
                 results.write(chunk)
                 logger.info("%d of %d file(s) scored, in %s", len(paths) - len(todo) + len(rows), len(paths), args.out)
     finally:
+        progress.close()
         if results is not None:
             results.close()
     if results is None:
