@@ -739,7 +739,12 @@ def command_predict(args: argparse.Namespace) -> int:
         print("error: no images found in the given paths", file=sys.stderr)
         return 2
     columns = predict_columns(paths, args.crop_face)
-    done = scored_paths(args.out, fmt, columns) if args.resume else set()
+    done = scored_paths(args.out, fmt, columns) if args.resume else {}
+    others = sorted({str(model) for model in done.values() if model and model != predictor.model_label})
+    if others:
+        print(f"error: {args.out} holds scores by {', '.join(others)}, not by {predictor.model_label}: resume "
+              "with the model it was started with, or write to a new file", file=sys.stderr)  # fmt: skip
+        return 2
     todo = [path for path in paths if str(path) not in done]
     if args.resume:
         logger.info("resuming: %d of %d file(s) already in %s, scoring the other %d", len(paths) - len(todo),

@@ -22,15 +22,15 @@ def test_batches_are_appended_and_read_back(tmp_path: Path, fmt: str) -> None:
     out = tmp_path / f"scores.{fmt}"
     with ResultsFile(out, fmt, COLUMNS) as results:
         results.write([row("a.jpg"), row("b, c.jpg")])
-        assert scored_paths(out, fmt, COLUMNS) == {"a.jpg", "b, c.jpg"}  # on disk before the file is closed
+        assert set(scored_paths(out, fmt, COLUMNS)) == {"a.jpg", "b, c.jpg"}  # on disk before the file is closed
     with ResultsFile(out, fmt, COLUMNS, append=True) as results:
         results.write([row("d.jpg")])
-    assert scored_paths(out, fmt, COLUMNS) == {"a.jpg", "b, c.jpg", "d.jpg"}
+    assert scored_paths(out, fmt, COLUMNS) == {"a.jpg": "m", "b, c.jpg": "m", "d.jpg": "m"}
     lines = out.read_text().splitlines()
     assert len(lines) == (4 if fmt == "csv" else 3)  # one CSV header, however many batches
     with ResultsFile(out, fmt, COLUMNS) as results:  # not appending: a new file
         results.write([row("e.jpg")])
-    assert scored_paths(out, fmt, COLUMNS) == {"e.jpg"}
+    assert set(scored_paths(out, fmt, COLUMNS)) == {"e.jpg"}
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
@@ -40,7 +40,7 @@ def test_a_line_cut_short_is_dropped_and_scored_again(tmp_path: Path, fmt: str) 
         results.write([row("a.jpg"), row("b.jpg")])
     whole = out.read_bytes()
     out.write_bytes(whole[:-9])  # a process killed while writing b.jpg's row
-    assert scored_paths(out, fmt, COLUMNS) == {"a.jpg"}
+    assert set(scored_paths(out, fmt, COLUMNS)) == {"a.jpg"}
     assert out.read_bytes() == whole[: whole.rstrip(b"\n").rfind(b"\n") + 1]  # cut back to its last whole line
     with ResultsFile(out, fmt, COLUMNS, append=True) as results:
         results.write([row("b.jpg")])
@@ -48,9 +48,9 @@ def test_a_line_cut_short_is_dropped_and_scored_again(tmp_path: Path, fmt: str) 
 
 
 def test_a_file_that_is_not_this_runs_results_is_refused_by_name(tmp_path: Path) -> None:
-    assert scored_paths(tmp_path / "missing.csv", "csv", COLUMNS) == set()
+    assert scored_paths(tmp_path / "missing.csv", "csv", COLUMNS) == {}
     (tmp_path / "empty.csv").write_text("")
-    assert scored_paths(tmp_path / "empty.csv", "csv", COLUMNS) == set()
+    assert scored_paths(tmp_path / "empty.csv", "csv", COLUMNS) == {}
     other = tmp_path / "other.csv"
     with ResultsFile(other, "csv", fieldnames([], {"frames_read", "faces_found", "aggregate"})) as results:
         results.write([row("clip.mp4")])
@@ -73,6 +73,7 @@ def test_predict_killed_midway_resumes_to_the_uninterrupted_file(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
     fmt: str,
 ) -> None:
     images = str(tiny_dataset / "Test")
@@ -109,6 +110,10 @@ def test_predict_killed_midway_resumes_to_the_uninterrupted_file(
     assert out.read_text() == reference.read_text()  # the same rows, in the same order, the header once
 
     assert main(["predict", images, *flags, "--out", str(out), "--resume"]) == 0  # nothing left: nothing added
+    assert out.read_text() == reference.read_text()
+    other = ["--model", "dfdc-lite0", "--format", fmt, "--out", str(out), "--resume"]
+    assert main(["predict", images, *other]) == 2  # another model's scores are not mixed in
+    assert f"{out} holds scores by own_cnn, not by dfdc-lite0 1.1.0" in capsys.readouterr().err
     assert out.read_text() == reference.read_text()
 
 

@@ -39,12 +39,13 @@ def csv_row(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "caution_codes": " ".join(row.get("caution_codes") or [])}
 
 
-def scored_paths(path: Path, fmt: str, columns: list[str]) -> set[str]:
-    """The paths an earlier run wrote to the results file `path` (none if it is missing or empty). A last line cut
-    short is removed from the file. DfdetectError if the file is not such a results file, or its CSV columns are
-    not `columns` (an earlier run over other kinds of input): the message names the file."""
+def scored_paths(path: Path, fmt: str, columns: list[str]) -> dict[str, str | None]:
+    """The paths an earlier run wrote to the results file `path`, each with the model that scored it (none if the
+    file is missing or empty). A last line cut short is removed from the file. DfdetectError if the file is not
+    such a results file, or its CSV columns are not `columns` (an earlier run over other kinds of input): the
+    message names the file."""
     if not path.is_file():
-        return set()
+        return {}
     data = path.read_bytes()
     whole = data[: data.rfind(b"\n") + 1]
     if len(whole) < len(data):
@@ -55,7 +56,7 @@ def scored_paths(path: Path, fmt: str, columns: list[str]) -> set[str]:
     except UnicodeDecodeError as error:
         raise DfdetectError(f"{path}: not a results file of `dfdetect predict` (not UTF-8 text: {error})") from None
     if not text:
-        return set()
+        return {}
     if fmt == "csv":
         reader = csv.DictReader(io.StringIO(text, newline=""))
         if reader.fieldnames != columns:
@@ -63,14 +64,15 @@ def scored_paths(path: Path, fmt: str, columns: list[str]) -> set[str]:
                 f"{path}: its columns ({', '.join(reader.fieldnames or [])}) are not this run's "
                 f"({', '.join(columns)}); resume with the inputs it was started with, or write to a new file"
             )
-        return {row["path"] for row in reader}
-    paths = set()
+        return {row["path"]: row["model"] or None for row in reader}
+    paths = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            paths.add(str(json.loads(line)["path"]))
-        except (ValueError, KeyError, TypeError):
+            row = json.loads(line)
+            paths[str(row["path"])] = row.get("model")
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise DfdetectError(f"{path}, line {number}: not a row of `dfdetect predict --format jsonl`") from None
     return paths
 
