@@ -158,3 +158,28 @@ def test_frames_are_evenly_spaced_when_the_container_does_not_count_them(tmp_pat
     with av.open(str(clip)) as container:
         assert container.streams.video[0].frames == 0
     assert [index for index, _, _ in read_frames(clip, count=4)] == [0, 8, 16, 24]
+
+
+def test_a_streamed_run_over_videos_writes_and_resumes_as_one_run(
+    trained_run: Path, clips: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dfdetect import cli
+
+    image = tmp_path / "still.png"
+    Image.fromarray(face_frames(1)[0][0]).save(image)
+    inputs = [str(clips["face"]), str(image), str(clips["zero"]), "--frames", "4"]
+    args = ["predict", "--model", str(trained_run), "--runtime", "torch", "--format", "csv", *inputs]
+    whole, whole_frames = tmp_path / "whole.csv", tmp_path / "whole-frames.csv"
+    assert main([*args, "--out", str(whole), "--per-frame", str(whole_frames)]) == 1  # written at the end
+    monkeypatch.setattr(cli, "PREDICT_STEP", 4)  # the face video (4 frames) is a batch of its own
+    batches = []
+    score_files = cli.score_files
+    monkeypatch.setattr(cli, "score_files", lambda p, paths, a: batches.append(len(paths)) or score_files(p, paths, a))
+    out, frames = tmp_path / "scores.csv", tmp_path / "frames.csv"
+    assert main([*args, "--out", str(out), "--per-frame", str(frames)]) == 1
+    assert batches == [1, 2]
+    assert out.read_text() == whole.read_text() and frames.read_text() == whole_frames.read_text()
+    out.write_text("".join(out.read_text().splitlines(keepends=True)[:2]))  # stopped after the first batch
+    assert main([*args, "--out", str(out), "--per-frame", str(frames), "--resume"]) == 1
+    assert batches == [1, 2, 2]  # the image and the empty video only
+    assert out.read_text() == whole.read_text() and frames.read_text() == whole_frames.read_text()
