@@ -723,7 +723,7 @@ def predict_columns(paths: list[Path], crop_face: str) -> list[str]:
 
 def command_predict(args: argparse.Namespace) -> int:
     from dfdetect.runtime import expand_paths
-    from dfdetect.runtime.results_file import STREAMED_FORMATS, ResultsFile, scored_paths
+    from dfdetect.runtime.results_file import STREAMED_FORMATS, ResultsFile, keep_rows_of, scored_paths
 
     fmt = args.format or ("table" if sys.stdout.isatty() and args.out is None else "csv")
     streamed = args.out is not None and fmt in STREAMED_FORMATS
@@ -746,6 +746,9 @@ def command_predict(args: argparse.Namespace) -> int:
               "with the model it was started with, or write to a new file", file=sys.stderr)  # fmt: skip
         return 2
     todo = [path for path in paths if str(path) not in done]
+    for side_file in (args.per_face, args.per_frame) if args.resume else ():
+        if side_file is not None:
+            keep_rows_of(side_file, done)
     if args.resume:
         logger.info("resuming: %d of %d file(s) already in %s, scoring the other %d", len(paths) - len(todo),
                     len(paths), args.out, len(todo))  # fmt: skip

@@ -7,7 +7,7 @@ import pytest
 from dfdetect import cli
 from dfdetect.cli import main
 from dfdetect.errors import DfdetectError
-from dfdetect.runtime.results_file import ResultsFile, fieldnames, scored_paths
+from dfdetect.runtime.results_file import ResultsFile, fieldnames, keep_rows_of, scored_paths
 
 COLUMNS = fieldnames([])
 
@@ -152,3 +152,20 @@ def test_per_face_rows_follow_the_batches(trained_run: Path, tmp_path: Path, mon
     with out.open(newline="") as handle:
         streamed = [(r["path"], r["face"], r["box"]) for r in csv.DictReader(handle)]
     assert streamed == [(r["path"], str(r["face"]), r["box"]) for r in json.loads(whole.read_text())]
+    complete = out.read_text()
+
+    # Killed after the second batch's faces were written but before its rows: the faces go, and come back once.
+    out.write_text("".join(complete.splitlines(keepends=True)[:5]))  # the header and the first batch's 4 rows
+    with faces.open("a") as handle:
+        handle.write(f"{photos / 'p5.png'},1,0 0 1")  # and a face's row cut short
+    assert main(["predict", str(photos), *flags, "--format", "csv", "--out", str(out), "--resume"]) == 0
+    assert faces.read_text() == reference and out.read_text() == complete
+
+
+def test_a_side_files_rows_are_cut_back_to_the_scored_paths(tmp_path: Path) -> None:
+    side = tmp_path / "faces.csv"
+    side.write_bytes(b'path,face,box\r\n"a, 1.jpg",1,0 0 9 9\r\nb.jpg,1,1 1 9 9\r\n"a, 1.jpg",2,5 5 9 9\r\nc.jp')
+    keep_rows_of(side, {"a, 1.jpg": "m"})
+    assert side.read_bytes() == b'path,face,box\r\n"a, 1.jpg",1,0 0 9 9\r\n"a, 1.jpg",2,5 5 9 9\r\n'
+    keep_rows_of(tmp_path / "missing.csv", {})  # nothing to cut
+    assert not (tmp_path / "missing.csv").exists()

@@ -77,6 +77,26 @@ def scored_paths(path: Path, fmt: str, columns: list[str]) -> dict[str, str | No
     return paths
 
 
+def keep_rows_of(path: Path, paths: set[str] | dict[str, str | None]) -> None:
+    """Cut a side file of an interrupted run (`--per-face`, `--per-frame`: CSV, the path first) back to the rows of
+    `paths`, the files its results file holds: rows of the batch a crash stopped, and a line cut short, go, so the
+    resumed run writes them once. Replaced in one step (a crash here leaves it whole)."""
+    if not path.is_file():
+        return
+    with path.open(newline="", encoding="utf-8") as handle:
+        text = handle.read()
+    rows = list(csv.reader(io.StringIO(text[: text.rfind("\n") + 1], newline="")))
+    if not rows:
+        return
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(rows[0])
+    writer.writerows(row for row in rows[1:] if row and row[0] in paths)
+    temporary = path.with_name(path.name + ".part")
+    temporary.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+    temporary.replace(path)
+
+
 class ResultsFile:
     """Rows written to a CSV or JSON-lines file and flushed batch by batch: the file is started afresh, or with
     `append` added to (the CSV header is written only to an empty file)."""
