@@ -614,6 +614,10 @@ def open_csv(path: Path, header: list[str], append: bool) -> Any:
     return handle
 
 
+PER_FACE_COLUMNS = ["path", "face", "box", "p_fake", "noise", "caution", "caution_codes"]
+PER_FRAME_COLUMNS = ["path", "frame", "seconds", "box", "p_fake", "noise"]
+
+
 def write_per_face(photos: list[Any], path: Path, append: bool = False) -> None:
     """CSV: one row per face scored: photo, face index (largest first), box, p_fake, estimated noise, caution and
     its codes."""
@@ -621,7 +625,7 @@ def write_per_face(photos: list[Any], path: Path, append: bool = False) -> None:
 
     from dfdetect.photos import box_text
 
-    with open_csv(path, ["path", "face", "box", "p_fake", "noise", "caution", "caution_codes"], append) as handle:
+    with open_csv(path, PER_FACE_COLUMNS, append) as handle:
         writer = csv.writer(handle)
         for photo in photos:
             for face in photo.faces:
@@ -635,7 +639,7 @@ def write_per_frame(videos: list[Any], path: Path, append: bool = False) -> None
     """CSV: one row per frame read: video, frame index, seconds, face box, p_fake, the face's estimated noise."""
     import csv
 
-    with open_csv(path, ["path", "frame", "seconds", "box", "p_fake", "noise"], append) as handle:
+    with open_csv(path, PER_FRAME_COLUMNS, append) as handle:
         writer = csv.writer(handle)
         for video in videos:
             for frame in video.frames:
@@ -746,9 +750,9 @@ def command_predict(args: argparse.Namespace) -> int:
               "with the model it was started with, or write to a new file", file=sys.stderr)  # fmt: skip
         return 2
     todo = [path for path in paths if str(path) not in done]
-    for side_file in (args.per_face, args.per_frame) if args.resume else ():
-        if side_file is not None:
-            keep_rows_of(side_file, done)
+    for side_file, header in ((args.per_face, PER_FACE_COLUMNS), (args.per_frame, PER_FRAME_COLUMNS)):
+        if args.resume and side_file is not None:
+            keep_rows_of(side_file, done, header)
     if args.resume:
         logger.info("resuming: %d of %d file(s) already in %s, scoring the other %d", len(paths) - len(todo),
                     len(paths), args.out, len(todo))  # fmt: skip

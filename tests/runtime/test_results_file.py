@@ -165,7 +165,12 @@ def test_per_face_rows_follow_the_batches(trained_run: Path, tmp_path: Path, mon
 def test_a_side_files_rows_are_cut_back_to_the_scored_paths(tmp_path: Path) -> None:
     side = tmp_path / "faces.csv"
     side.write_bytes(b'path,face,box\r\n"a, 1.jpg",1,0 0 9 9\r\nb.jpg,1,1 1 9 9\r\n"a, 1.jpg",2,5 5 9 9\r\nc.jp')
-    keep_rows_of(side, {"a, 1.jpg": "m"})
+    keep_rows_of(side, {"a, 1.jpg": "m"}, ["path", "face", "box"])
     assert side.read_bytes() == b'path,face,box\r\n"a, 1.jpg",1,0 0 9 9\r\n"a, 1.jpg",2,5 5 9 9\r\n'
-    keep_rows_of(tmp_path / "missing.csv", {})  # nothing to cut
+    keep_rows_of(tmp_path / "missing.csv", {}, ["path"])  # nothing to cut
     assert not (tmp_path / "missing.csv").exists()
+    notes = tmp_path / "notes.csv"
+    notes.write_bytes(b"name,phone\r\nalice,123\r\n")
+    with pytest.raises(DfdetectError, match=r"notes\.csv: its columns \(name, phone\) are not path, face, box"):
+        keep_rows_of(notes, {}, ["path", "face", "box"])
+    assert notes.read_bytes() == b"name,phone\r\nalice,123\r\n"  # a file that is not one is left alone

@@ -77,10 +77,11 @@ def scored_paths(path: Path, fmt: str, columns: list[str]) -> dict[str, str | No
     return paths
 
 
-def keep_rows_of(path: Path, paths: set[str] | dict[str, str | None]) -> None:
-    """Cut a side file of an interrupted run (`--per-face`, `--per-frame`: CSV, the path first) back to the rows of
-    `paths`, the files its results file holds: rows of the batch a crash stopped, and a line cut short, go, so the
-    resumed run writes them once. Replaced in one step (a crash here leaves it whole)."""
+def keep_rows_of(path: Path, paths: set[str] | dict[str, str | None], header: list[str]) -> None:
+    """Cut a side file of an interrupted run (`--per-face`, `--per-frame`: CSV with `header`, the path first) back
+    to the rows of `paths`, the files its results file holds: rows of the batch a crash stopped, and a line cut
+    short, go, so the resumed run writes them once. Replaced in one step (a crash here leaves it whole).
+    DfdetectError, naming the file, if its header is not `header` (it is left as it is)."""
     if not path.is_file():
         return
     with path.open(newline="", encoding="utf-8") as handle:
@@ -88,6 +89,11 @@ def keep_rows_of(path: Path, paths: set[str] | dict[str, str | None]) -> None:
     rows = list(csv.reader(io.StringIO(text[: text.rfind("\n") + 1], newline="")))
     if not rows:
         return
+    if rows[0] != header:
+        raise DfdetectError(
+            f"{path}: its columns ({', '.join(rows[0])}) are not {', '.join(header)}; resume with the file the run "
+            "wrote, or name a new one"
+        )
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
     writer.writerow(rows[0])
