@@ -61,9 +61,10 @@ def test_a_file_that_is_not_this_runs_results_is_refused_by_name(tmp_path: Path)
     with pytest.raises(DfdetectError, match=r"notes\.jsonl, line 2: not a row"):
         scored_paths(notes, "jsonl", COLUMNS)
     binary = tmp_path / "binary.csv"
-    binary.write_bytes(b"\xff\xfe\x00\n")
+    binary.write_bytes(b"\xff\xfe\x00\nno newline at the end")
     with pytest.raises(DfdetectError, match=r"binary\.csv: not a results file"):
         scored_paths(binary, "csv", COLUMNS)
+    assert binary.read_bytes() == b"\xff\xfe\x00\nno newline at the end"  # refused files are left as they are
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])

@@ -41,30 +41,37 @@ def csv_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def scored_paths(path: Path, fmt: str, columns: list[str]) -> dict[str, str | None]:
     """The paths an earlier run wrote to the results file `path`, each with the model that scored it (none if the
-    file is missing or empty). A last line cut short is removed from the file. DfdetectError if the file is not
-    such a results file, or its CSV columns are not `columns` (an earlier run over other kinds of input): the
-    message names the file."""
+    file is missing or empty). A last line cut short is then removed from the file. DfdetectError, naming the file
+    and leaving it as it is, if it is not such a results file or its CSV columns are not `columns` (an earlier run
+    over other kinds of input)."""
     if not path.is_file():
         return {}
     data = path.read_bytes()
     whole = data[: data.rfind(b"\n") + 1]
-    if len(whole) < len(data):
-        with path.open("r+b") as handle:
-            handle.truncate(len(whole))
     try:
         text = whole.decode("utf-8")
     except UnicodeDecodeError as error:
         raise DfdetectError(f"{path}: not a results file of `dfdetect predict` (not UTF-8 text: {error})") from None
+    paths = _read_csv(path, text, columns) if fmt == "csv" else _read_jsonl(path, text)
+    if len(whole) < len(data):
+        with path.open("r+b") as handle:
+            handle.truncate(len(whole))
+    return paths
+
+
+def _read_csv(path: Path, text: str, columns: list[str]) -> dict[str, str | None]:
     if not text:
         return {}
-    if fmt == "csv":
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        if reader.fieldnames != columns:
-            raise DfdetectError(
-                f"{path}: its columns ({', '.join(reader.fieldnames or [])}) are not this run's "
-                f"({', '.join(columns)}); resume with the inputs it was started with, or write to a new file"
-            )
-        return {row["path"]: row["model"] or None for row in reader}
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames != columns:
+        raise DfdetectError(
+            f"{path}: its columns ({', '.join(reader.fieldnames or [])}) are not this run's "
+            f"({', '.join(columns)}); resume with the inputs it was started with, or write to a new file"
+        )
+    return {row["path"]: row["model"] or None for row in reader}
+
+
+def _read_jsonl(path: Path, text: str) -> dict[str, str | None]:
     paths = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
