@@ -756,6 +756,8 @@ def command_predict(args: argparse.Namespace) -> int:
     if args.resume:
         logger.info("resuming: %d of %d file(s) already in %s, scoring the other %d", len(paths) - len(todo),
                     len(paths), args.out, len(todo))  # fmt: skip
+    elif streamed and args.out.is_file() and args.out.stat().st_size:
+        logger.info("%s exists: written anew (--resume would add the files it lacks instead)", args.out)
     results = ResultsFile(args.out, fmt, columns, append=args.resume) if streamed else None
     batches = predict_batches(todo, PREDICT_STEP, args.frames)
     rows: list[dict[str, Any]] = []

@@ -94,9 +94,11 @@ def test_predict_killed_midway_resumes_to_the_uninterrupted_file(
         return score_files(predictor, paths, args)  # type: ignore[arg-type]
 
     out = tmp_path / f"scores.{fmt}"
+    out.write_text("an older file\n")
     monkeypatch.setattr(cli, "score_files", crash_on_the_third_batch)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), caplog.at_level("INFO", logger="dfdetect"):
         main(["predict", images, *flags, "--out", str(out)])
+    assert "exists: written anew (--resume would add" in caplog.text
     header = 1 if fmt == "csv" else 0
     assert len(out.read_text().splitlines()) == header + 10  # the two batches scored before it are kept
     with out.open("a") as handle:
