@@ -606,11 +606,13 @@ def video_rows(predictor: Any, videos: list[Path], args: argparse.Namespace) -> 
 def open_csv(path: Path, header: list[str], append: bool) -> Any:
     """A CSV file to write rows to: started afresh with `header`, or with `append` added to (the header only where
     the file is empty)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = not append or not path.is_file() or path.stat().st_size == 0
-    handle = path.open("w" if fresh else "a", newline="", encoding="utf-8")
+    import csv
+
+    from dfdetect.runtime.results_file import open_rows
+
+    handle, fresh = open_rows(path, append)
     if fresh:
-        handle.write(",".join(header) + "\r\n")
+        csv.writer(handle).writerow(header)
     return handle
 
 

@@ -177,3 +177,7 @@ def test_a_side_files_rows_are_cut_back_to_the_scored_paths(tmp_path: Path) -> N
     with pytest.raises(DfdetectError, match=r"notes\.csv: its columns \(name, phone\) are not path, face, box"):
         keep_rows_of(notes, {}, ["path", "face", "box"])
     assert notes.read_bytes() == b"name,phone\r\nalice,123\r\n"  # a file that is not one is left alone
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00\n")
+    with pytest.raises(DfdetectError, match=r"binary\.csv: not a `--per-face` or `--per-frame` file"):
+        keep_rows_of(binary, {}, ["path", "face", "box"])

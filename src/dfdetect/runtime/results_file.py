@@ -46,17 +46,31 @@ def scored_paths(path: Path, fmt: str, columns: list[str]) -> dict[str, str | No
     over other kinds of input)."""
     if not path.is_file():
         return {}
+    text, whole = whole_lines(path, "a results file of `dfdetect predict`")
+    paths = _read_csv(path, text, columns) if fmt == "csv" else _read_jsonl(path, text)
+    if whole < path.stat().st_size:
+        with path.open("r+b") as handle:
+            handle.truncate(whole)
+    return paths
+
+
+def whole_lines(path: Path, what: str) -> tuple[str, int]:
+    """The text of `path` up to its last whole line (a line cut short by a killed writer left out), and how many
+    bytes that is. DfdetectError naming the file, as not `what`, if it is not UTF-8 text."""
     data = path.read_bytes()
     whole = data[: data.rfind(b"\n") + 1]
     try:
-        text = whole.decode("utf-8")
+        return whole.decode("utf-8"), len(whole)
     except UnicodeDecodeError as error:
-        raise DfdetectError(f"{path}: not a results file of `dfdetect predict` (not UTF-8 text: {error})") from None
-    paths = _read_csv(path, text, columns) if fmt == "csv" else _read_jsonl(path, text)
-    if len(whole) < len(data):
-        with path.open("r+b") as handle:
-            handle.truncate(len(whole))
-    return paths
+        raise DfdetectError(f"{path}: not {what} (not UTF-8 text: {error})") from None
+
+
+def open_rows(path: Path, append: bool) -> tuple[TextIO, bool]:
+    """A text file to write rows to, and whether it starts empty: started afresh, or with `append` added to where
+    it already holds something."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = not append or not path.is_file() or path.stat().st_size == 0
+    return path.open("w" if fresh else "a", newline="", encoding="utf-8"), fresh
 
 
 def _read_csv(path: Path, text: str, columns: list[str]) -> dict[str, str | None]:
@@ -91,9 +105,8 @@ def keep_rows_of(path: Path, paths: set[str] | dict[str, str | None], header: li
     DfdetectError, naming the file, if its header is not `header` (it is left as it is)."""
     if not path.is_file():
         return
-    with path.open(newline="", encoding="utf-8") as handle:
-        text = handle.read()
-    rows = list(csv.reader(io.StringIO(text[: text.rfind("\n") + 1], newline="")))
+    text, _ = whole_lines(path, "a `--per-face` or `--per-frame` file of `dfdetect predict`")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows:
         return
     if rows[0] != header:
@@ -117,9 +130,7 @@ class ResultsFile:
     def __init__(self, path: Path, fmt: str, columns: list[str], append: bool = False) -> None:
         if fmt not in STREAMED_FORMATS:
             raise ValueError(f"a results file is written in {' or '.join(STREAMED_FORMATS)}, not {fmt}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not append or not path.is_file() or path.stat().st_size == 0
-        self.handle: TextIO = path.open("w" if fresh else "a", newline="", encoding="utf-8")
+        self.handle, fresh = open_rows(path, append)
         self.writer = csv.DictWriter(self.handle, fieldnames=columns) if fmt == "csv" else None
         if self.writer is not None and fresh:
             self.writer.writeheader()
